@@ -1,0 +1,23 @@
+"""Compression problems: ``PROBLEMS`` maps a name to a factory that builds a ``Problem``."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .base import OBJECTIVES, Objective, Problem, cache_root, dense_state
+from .digits import digits_cnn, digits_mlp, digits_mlp_mo
+
+__all__ = ["OBJECTIVES", "Objective", "PROBLEMS", "Problem", "cache_root", "dense_state", "get_problem"]
+
+PROBLEMS: dict[str, Callable[[], Problem]] = {
+    "digits-mlp": digits_mlp,
+    "digits-mlp-mo": digits_mlp_mo,
+    "digits-cnn": digits_cnn,
+}
+
+
+def get_problem(name: str) -> Problem:
+    try:
+        factory = PROBLEMS[name]
+    except KeyError:
+        raise ValueError(f"unknown problem {name!r}; known: {', '.join(PROBLEMS)}") from None
+    return factory()

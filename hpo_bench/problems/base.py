@@ -1,0 +1,211 @@
+"""What is compressed, and how it is scored.
+
+A ``Problem`` bundles a model factory, its training and validation data, the search space, the
+objectives and the constants every configuration shares. A user's own torch model works through the
+same class (see examples/own_model.py): give it a function that builds the dense model, and either a
+pre-trained state or a pre-training recipe.
+
+``fingerprint()`` names the problem's content (data, architecture, dense weights' recipe, space,
+objectives), so results cached for one problem are never served to another.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from ..space import SearchSpace
+
+__all__ = ["OBJECTIVES", "Objective", "Problem", "tensor_digest"]
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    direction: str  # "maximize" | "minimize"
+    description: str
+
+
+OBJECTIVES: dict[str, Objective] = {
+    o.name: o
+    for o in (
+        Objective("accuracy", "maximize", "validation accuracy of the pruned, fine-tuned model"),
+        Objective("sparsity", "maximize", "fraction of prunable weights that are zero"),
+        Objective("size_bytes", "minimize", "model size in bytes, pruned layers stored as CSR"),
+    )
+}
+
+
+def tensor_digest(*tensors: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        h.update(str((tuple(t.shape), str(t.dtype))).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class Problem:
+    """A compression problem.
+
+    Args:
+        name: registry name, or any label for a user's own problem.
+        model: builds the dense, untrained architecture (called with no arguments).
+        train, val: datasets (or DataLoaders, whose datasets are used) of (input, label) pairs.
+        space: the search space; its parameter names are the config keys the evaluator reads.
+        objectives: names from ``OBJECTIVES``; the first is the primary one.
+        fixed: constants merged under every sampled config (e.g. ``{"sparsity": 0.9}``).
+        default_config: the untuned configuration a user would try first (the baseline).
+        pretrain: ``{"epochs": int, "lr": float, "batch_size": int, "seed": int}`` recipe for the
+            dense model, or None when ``pretrained_state`` is given.
+        pretrained_state: a state_dict of the already-trained dense model.
+        prunable: decides which modules' weights are pruned (default: every Linear and Conv2d).
+    """
+
+    name: str
+    model: Callable[[], torch.nn.Module]
+    train: Dataset | DataLoader
+    val: Dataset | DataLoader
+    space: SearchSpace
+    objectives: Sequence[str] = ("accuracy",)
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    default_config: Mapping[str, Any] | None = None
+    pretrain: Mapping[str, Any] | None = field(
+        default_factory=lambda: {"epochs": 30, "lr": 1e-3, "batch_size": 64, "seed": 0}
+    )
+    pretrained_state: Mapping[str, torch.Tensor] | None = None
+    prunable: Callable[[torch.nn.Module], bool] = lambda m: isinstance(
+        m, (torch.nn.Linear, torch.nn.Conv2d)
+    )
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.train, DataLoader):
+            self.train = self.train.dataset
+        if isinstance(self.val, DataLoader):
+            self.val = self.val.dataset
+        if not isinstance(self.space, SearchSpace):
+            self.space = SearchSpace(self.space)
+        self.objectives = tuple(self.objectives)
+        if not self.objectives:
+            raise ValueError(f"problem {self.name!r}: at least one objective is needed")
+        for o in self.objectives:
+            if o not in OBJECTIVES:
+                raise ValueError(
+                    f"problem {self.name!r}: unknown objective {o!r}; known: {', '.join(OBJECTIVES)}"
+                )
+        overlap = set(self.fixed) & set(self.space)
+        if overlap:
+            raise ValueError(f"problem {self.name!r}: {sorted(overlap)} both fixed and searched")
+        if self.pretrain is None and self.pretrained_state is None:
+            raise ValueError(f"problem {self.name!r}: give a pretrain recipe or a pretrained_state")
+        self._fingerprint: str | None = None
+
+    # ------------------------------------------------------------------ objectives
+    @property
+    def directions(self) -> list[str]:
+        return [OBJECTIVES[o].direction for o in self.objectives]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    # ------------------------------------------------------------------ configs
+    def config(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A full evaluation config: the fixed constants, overridden by the sampled parameters."""
+        return {**self.fixed, **params}
+
+    def baseline_config(self) -> dict[str, Any]:
+        if self.default_config is not None:
+            return self.config(self.default_config)
+        return self.config({n: p.levels(1)[0] for n, p in self.space.items()})
+
+    # ------------------------------------------------------------------ identity
+    def fingerprint(self) -> str:
+        """A short hash of everything that decides an evaluation's result except the config."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            arch = self.model()
+            h.update(repr(arch).encode())
+            for ds in (self.train, self.val):
+                h.update(_dataset_digest(ds).encode())
+            h.update(json.dumps(
+                {"space": self.space.describe(), "objectives": self.objectives,
+                 "fixed": dict(self.fixed), "pretrain": dict(self.pretrain or {})},
+                sort_keys=True, default=repr,
+            ).encode())
+            if self.pretrained_state is not None:
+                h.update(tensor_digest(*self.pretrained_state.values()).encode())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+    def __hash__(self) -> int:
+        return hash((self.name, id(self)))
+
+
+def _dataset_digest(ds: Dataset) -> str:
+    if isinstance(ds, TensorDataset):
+        return tensor_digest(*ds.tensors)
+    n = len(ds)  # type: ignore[arg-type]
+    items = [ds[i] for i in range(n)]
+    xs = torch.stack([torch.as_tensor(x) for x, _ in items])
+    ys = torch.as_tensor([int(y) for _, y in items])
+    return tensor_digest(xs, ys)
+
+
+# ---------------------------------------------------------------------- the dense model
+def cache_root() -> "Path":
+    """Where hpo_bench keeps what it computes once: ``$HPO_BENCH_CACHE``, else ~/.cache/hpo-bench."""
+    import os
+    from pathlib import Path
+
+    return Path(os.environ.get("HPO_BENCH_CACHE") or Path.home() / ".cache" / "hpo-bench")
+
+
+_DENSE: dict[str, dict[str, torch.Tensor]] = {}
+
+
+def dense_state(problem: Problem) -> dict[str, torch.Tensor]:
+    """The problem's pre-trained dense weights: given, or trained once (on CPU, deterministic) and
+    kept in memory and on disk under the cache root, keyed by the problem's fingerprint."""
+    if problem.pretrained_state is not None:
+        return dict(problem.pretrained_state)
+    key = problem.fingerprint()
+    if key in _DENSE:
+        return _DENSE[key]
+    path = cache_root() / "pretrained" / f"{key}.pt"
+    state = None
+    if path.exists():
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # a truncated file from a killed run: retrain
+            state = None
+    if state is None:
+        state = _pretrain(problem)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{__import__('os').getpid()}")
+        torch.save(state, tmp)
+        tmp.replace(path)
+    _DENSE[key] = state
+    return state
+
+
+def _pretrain(problem: Problem) -> dict[str, torch.Tensor]:
+    from ..evaluate.training import as_tensors, train_epoch
+
+    recipe = dict(problem.pretrain or {})
+    seed = int(recipe.get("seed", 0))
+    torch.manual_seed(seed)
+    model = problem.model()
+    cpu = torch.device("cpu")
+    data = as_tensors(problem.train, cpu)
+    opt = torch.optim.Adam(model.parameters(), lr=float(recipe.get("lr", 1e-3)))
+    for epoch in range(int(recipe.get("epochs", 30))):
+        train_epoch(model, data, opt, batch_size=int(recipe.get("batch_size", 64)), seed=seed, epoch=epoch)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -1,0 +1,82 @@
+"""scikit-optimize's Gaussian-process Bayesian optimization, wrapped as an Optuna sampler.
+
+Every method of hpo_bench runs as an Optuna study, so the GP gets the same ledger, storage, resume and
+dashboard as TPE. The wrapper is stateless between trials: at each ``sample_relative`` it builds a
+fresh ``skopt.Optimizer``, tells it every completed trial (one GP fit), and asks for one point. So a
+study resumed in a new process continues exactly where it was, and the rebuilt optimizer's random
+state is derived from (seed, number of finished trials), so initial random points differ from trial
+to trial and the whole run is reproducible for a seed.
+
+Pruned and failed trials carry no final value and are not told to the GP.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from ..space import SearchSpace
+
+__all__ = ["SkoptGPSampler"]
+
+
+class SkoptGPSampler(BaseSampler):
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        seed: int | None = None,
+        n_initial_points: int = 10,
+        acq_func: str = "gp_hedge",
+    ) -> None:
+        self._space = space
+        self._distributions = space.to_optuna()
+        self._seed = 0 if seed is None else int(seed)
+        self._n_initial_points = int(n_initial_points)
+        self._acq_func = acq_func
+        self._fallback = RandomSampler(seed=seed)
+
+    def reseed_rng(self) -> None:
+        self._fallback.reseed_rng()
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return dict(self._distributions)
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        if study._is_multi_objective():
+            raise ValueError("the skopt GP sampler is single-objective")
+        from skopt import Optimizer
+
+        sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0  # skopt minimises
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        xs = [self._space.to_skopt_point(t.params) for t in done if set(t.params) == set(self._space)]
+        ys = [sign * float(t.value) for t in done if set(t.params) == set(self._space)]
+        finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # skopt's duplicate-point and GP convergence chatter
+            opt = Optimizer(
+                self._space.to_skopt(),
+                base_estimator="GP",
+                n_initial_points=self._n_initial_points,
+                acq_func=self._acq_func,
+                random_state=(self._seed * 1_000_003 + finished) % (2**31 - 1),
+            )
+            if xs:
+                opt.tell(xs, ys)
+            point = opt.ask()
+        return self._space.from_skopt(point)
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        return self._fallback.sample_independent(study, trial, param_name, param_distribution)

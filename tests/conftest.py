@@ -1,0 +1,48 @@
+"""Shared fixtures: a tiny but real pruning problem (digits, a 64-16-10 MLP) that fine-tunes in
+milliseconds, so the method contract suite can run every method end to end on real evaluations."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from torch import nn
+
+os.environ.setdefault("HPO_BENCH_CACHE", os.path.join(os.path.dirname(__file__), "..", ".pytest_cache", "hpo-bench"))
+
+
+def tiny_problem(multi_objective: bool = False):
+    from hpo_bench import Categorical, Float, Int, Problem, SearchSpace
+    from hpo_bench.problems.digits import digits_data
+
+    train, val = digits_data()
+    space = {
+        "lr": Float(1e-4, 1e-1, log=True),
+        "epochs": Int(1, 3),
+        "pattern": Categorical(["unstructured", "unstructured-layer", "block4"]),
+        "batch_size": Categorical([256, 512]),
+        "weight_decay": Float(0.0, 0.01, step=0.0025),
+    }
+    fixed = {"sparsity": 0.8}
+    objectives = ("accuracy",)
+    if multi_objective:
+        space = {"sparsity": Float(0.5, 0.95, step=0.05), **space}
+        fixed = {}
+        objectives = ("accuracy", "sparsity")
+    return Problem(
+        name="tiny-mo" if multi_objective else "tiny",
+        model=lambda: nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 10)),
+        train=train, val=val, space=SearchSpace(space), objectives=objectives, fixed=fixed,
+        pretrain={"epochs": 5, "lr": 1e-2, "batch_size": 128, "seed": 0},
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    torch.set_num_threads(1)
+    return tiny_problem()
+
+
+@pytest.fixture(scope="session")
+def tiny_mo():
+    return tiny_problem(multi_objective=True)
