@@ -22,7 +22,7 @@ _LAZY = {
     "Budget": "hpo_bench.harness.budget",
     "search": "hpo_bench.harness.runner",
     "compare": "hpo_bench.harness.compare",
-    "METHODS": "hpo_bench.search",
+    "METHODS": "hpo_bench.methods",
 }
 
 __all__ = sorted(_LAZY)

@@ -102,7 +102,7 @@ def _problem(name: str):
 
 
 def _methods(names: str, problem) -> list[str]:
-    from .search import METHODS
+    from .methods import METHODS
 
     methods = [m.strip() for m in names.split(",") if m.strip()]
     if not methods:
@@ -179,7 +179,7 @@ def cmd_problems(args: argparse.Namespace) -> None:
 
 
 def cmd_methods(args: argparse.Namespace) -> None:
-    from .search import METHODS
+    from .methods import METHODS
 
     rows = [[m.name, m.objectives, m.description] for m in METHODS.values()]
     payload = {"methods": [{"name": m.name, "objectives": m.objectives, "description": m.description} for m in METHODS.values()]}

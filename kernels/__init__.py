@@ -1,9 +1,109 @@
-"""Triton kernels (placeholder until issue 3 lands them)."""
+"""Triton backend of hpo_bench.ops (GPU; runs on CPU under ``TRITON_INTERPRET=1``).
+
+One module per op, each with its kernel(s) and launcher: select.py (radix select of the k-th
+|w|), apply.py (global prune with the tie rule), nm.py (N:M), and _common.py (keys and chunk
+tables). This file is the backend protocol of ops.py (``kth_magnitude``, ``prune_``,
+``nm_mask_prune_``, ``available``, ``unavailable_reason``). Triton is imported lazily and once:
+importing this package never fails, ``available()`` says whether the kernels can run here.
+
+Tensors that are not where the kernels run (CPU tensors on a CUDA machine, CUDA tensors under the
+interpreter) are copied there and the results copied back in place.
+"""
+from __future__ import annotations
+
+import os
+
+__all__ = ["available", "kth_magnitude", "nm_mask_prune_", "prune_", "unavailable_reason"]
+
+_reason: str | None = None
+_checked = False
+
+
+def _check() -> None:
+    global _reason, _checked
+    if _checked:
+        return
+    _checked = True
+    try:
+        import torch
+        import triton  # noqa: F401
+    except Exception as e:  # noqa: BLE001 - any import failure means "not available"
+        _reason = f"triton is not importable ({type(e).__name__}: {e})"
+        return
+    if os.environ.get("TRITON_INTERPRET", "") != "1" and not torch.cuda.is_available():
+        _reason = "no CUDA device (set TRITON_INTERPRET=1 to run the kernels on CPU, slowly)"
+        return
+    try:
+        from . import apply, nm, select  # noqa: F401  (compiles nothing; catches API breaks)
+    except Exception as e:  # noqa: BLE001
+        _reason = f"the Triton kernels do not import ({type(e).__name__}: {e})"
 
 
 def available() -> bool:
-    return False
+    _check()
+    return _reason is None
 
 
 def unavailable_reason() -> str:
-    return "Triton kernels are not written yet"
+    _check()
+    return _reason or ""
+
+
+def _on_device(tensors):
+    """Context: the kernels' device made current (CUDA) and the tensors placed there."""
+    import contextlib
+
+    import torch
+
+    from ._common import interpreting, to_kernel_device
+
+    if not interpreting() and tensors[0].device.type == "cuda":
+        ctx = torch.cuda.device(tensors[0].device)
+    elif not interpreting():
+        ctx = torch.cuda.device(torch.cuda.current_device())
+    else:
+        ctx = contextlib.nullcontext()
+    with ctx:
+        work, copied = to_kernel_device(tensors)
+    return ctx, work, copied
+
+
+def kth_magnitude(tensors, k: int) -> float:
+    from .select import kth_magnitude as run
+
+    tensors = list(tensors)
+    ctx, work, _ = _on_device(tensors)
+    with ctx:
+        return run(work, k)
+
+
+def prune_(tensors, k: int):
+    import torch
+
+    from .apply import prune_ as run
+
+    tensors = list(tensors)
+    ctx, work, copied = _on_device(tensors)
+    with ctx:
+        masks = run(work, k)
+    if not copied:
+        return masks
+    with torch.no_grad():
+        for t, w in zip(tensors, work):
+            t.copy_(w)
+    return [m.to(t.device) for m, t in zip(masks, tensors)]
+
+
+def nm_mask_prune_(tensor, n: int, m: int):
+    import torch
+
+    from .nm import nm_mask_prune_ as run
+
+    ctx, (work,), copied = _on_device([tensor])
+    with ctx:
+        mask = run(work, n, m)
+    if not copied:
+        return mask
+    with torch.no_grad():
+        tensor.copy_(work)
+    return mask.to(tensor.device)

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from hpo_bench.harness import Budget, search
-from hpo_bench.search import METHODS
+from hpo_bench.methods import METHODS
 from hpo_bench.space import Categorical, Float, Int
 
 SINGLE = [m for m, spec in METHODS.items() if spec.supports(False)]

@@ -15,7 +15,7 @@ from typing import Any
 from .._io import write_json_atomic
 from ..evaluate.evaluator import Evaluator
 from ..problems import Problem, get_problem
-from ..search.methods import get_method
+from ..methods.registry import get_method
 from .budget import Budget
 from .runner import RunResult, TrialRecord, open_storage, search
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from ..evaluate.evaluator import EvaluationFailed, Evaluator
 from ..problems import Problem, get_problem
-from ..search.methods import MethodContext, get_method
-from ..search.reseeding import ReseedingSampler
+from ..methods.registry import MethodContext, get_method
+from ..methods.reseeding import ReseedingSampler
 from ..space import Categorical, Float, Int, SearchSpace
 from .budget import Budget
 

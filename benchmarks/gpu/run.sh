@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The one script a lent GPU machine runs, from the repo root:  bash benchmarks/gpu/run.sh
+# Budget: under ~7 minutes in all (each step has a hard `timeout`; the benchmark also stops
+# starting new measurements on its own deadline). Results go to $OUT (else ./gpu-results):
+# run.log (everything), steps.tsv (exit code and seconds per step), pruning_gpu.{json,md}.
+# HPO_BENCH_GPU_SMOKE=1: no pip install, a few tests, tiny benchmark sizes (checks this script
+# on a machine without a GPU).
+#
+# To add a benchmark (issue 4: sparse inference), add one `step NAME SECONDS command...` line
+# below, before the summary, and keep the sum of the SECONDS under ~420.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+OUT="${OUT:-./gpu-results}"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+SMOKE="${HPO_BENCH_GPU_SMOKE:-0}"
+exec > >(tee -a "$OUT/run.log") 2>&1
+printf 'step\trc\tseconds\n' > "$OUT/steps.tsv"
+
+step() {  # step NAME SECONDS command... : run guarded, record rc, never abort the script
+    local name=$1 limit=$2; shift 2
+    echo; echo "=== [$name] (limit ${limit}s): $*"
+    local t0=$SECONDS
+    timeout -k 5 "$limit" "$@"
+    local rc=$?
+    printf '%s\t%s\t%s\n' "$name" "$rc" "$((SECONDS - t0))" >> "$OUT/steps.tsv"
+    echo "=== [$name] rc=$rc in $((SECONDS - t0))s"
+    return $rc
+}
+
+env_info() {
+    nvidia-smi || true
+    python3 -c 'import sys, torch; print("python", sys.version.split()[0], "torch", torch.__version__,
+"cuda", torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name())' || true
+    python3 -c 'import triton; print("triton", triton.__version__)' || true
+}
+
+install() {
+    python3 -m pip install --no-deps --no-build-isolation -e . && python3 -c 'import hpo_bench.kernels'
+}
+
+fallback_path() {  # no install: make ./hpo_bench/kernels point at ./kernels, repo root on the path
+    [ -e hpo_bench/kernels ] || ln -s ../kernels hpo_bench/kernels
+    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+    python3 -c 'import hpo_bench.kernels, hpo_bench; print("imports from", hpo_bench.__file__)'
+}
+
+tests() {
+    if [ "$SMOKE" = 1 ]; then
+        TRITON_INTERPRET=1 python3 -m pytest -q -x -p no:cacheprovider tests/test_triton_kernels.py -k "available or nm_nan"
+    else
+        python3 -m pytest -q -p no:cacheprovider tests/test_ops_contract.py tests/test_triton_kernels.py
+    fi
+}
+
+bench() {
+    if [ "$SMOKE" = 1 ]; then
+        python3 benchmarks/gpu/bench_pruning_gpu.py --smoke --out "$OUT" --budget-s 30
+    else
+        python3 benchmarks/gpu/bench_pruning_gpu.py --out "$OUT" --budget-s 150
+    fi
+}
+
+step env 30 bash -c "$(declare -f env_info); env_info"
+if [ "$SMOKE" = 1 ]; then
+    echo "smoke: skipping pip install"; export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+elif ! step install 120 bash -c "$(declare -f install); install"; then
+    step fallback-path 30 true; fallback_path   # in this shell, so PYTHONPATH sticks
+fi
+if ! step tests 120 bash -c "SMOKE=$SMOKE; $(declare -f tests); tests"; then
+    # A misaligned-address or similar fault from the vector-load hints poisons the whole process;
+    # retry the kernel tests without hints, and benchmark without them if that helps.
+    if step tests-no-hints 60 env HPO_BENCH_TRITON_NO_HINTS=1 bash -c "SMOKE=$SMOKE; $(declare -f tests); tests"; then
+        export HPO_BENCH_TRITON_NO_HINTS=1
+    fi
+fi
+step bench 180 bash -c "SMOKE=$SMOKE OUT=$OUT; $(declare -f bench); bench"
+# (issue 4: sparse-inference steps go here)
+
+echo; echo "=== steps"; cat "$OUT/steps.tsv"
+echo; echo "=== results ($OUT/pruning_gpu.md)"; cat "$OUT/pruning_gpu.md" 2>/dev/null || echo "(no table)"
+exit 0

@@ -1,4 +1,0 @@
-"""Search methods: every one an Optuna sampler (+ pruner) over one ``SearchSpace``."""
-from .methods import METHODS, Method, MethodContext, get_method, n_initial
-
-__all__ = ["METHODS", "Method", "MethodContext", "get_method", "n_initial"]

@@ -1,0 +1,108 @@
+"""The command line as a user meets it: listings, a real run, and one-line errors (exit 2)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hpo_bench.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def tiny_registry(monkeypatch):
+    """The real CLI over the tiny problems (milliseconds per fine-tune) besides the real ones."""
+    from conftest import tiny_problem
+
+    from hpo_bench import problems
+
+    monkeypatch.setitem(problems.PROBLEMS, "tiny", tiny_problem)
+    monkeypatch.setitem(problems.PROBLEMS, "tiny-mo", lambda: tiny_problem(multi_objective=True))
+
+
+class Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args):
+        capsys.readouterr()
+        code = main(list(args))
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+
+    return run
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "--problem", "nope"], "unknown problem 'nope'"),
+        (["run", "--problem", "digits-mlp", "--method", "nope"], "unknown method 'nope'"),
+        (["run", "--problem", "digits-mlp", "--budget", "0"], "budget trials must be an integer >= 1"),
+        (["compare", "--problem", "digits-mlp", "--budget", "-3"], "budget trials"),
+        (["run", "--problem", "digits-mlp", "--storage", "/no/such/dir/s.db"], "'/no/such/dir' does not exist"),
+        (["run", "--problem", "digits-mlp", "--out", "/no/such/dir/out"], "'/no/such/dir' does not exist"),
+        (["compare", "--problem", "digits-mlp", "--methods", "nsga2"], "single-objective"),
+        (["compare", "--problem", "digits-mlp", "--seeds", "x"], "--seeds"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message, cli):
+    r = cli(*args)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr
+
+
+def test_listings_as_json(capsys):
+    assert main(["methods", "--json"]) == 0
+    names = [m["name"] for m in json.loads(capsys.readouterr().out)["methods"]]
+    assert {"grid", "random", "gp", "tpe", "tpe-median", "tpe-hyperband", "random-mo", "nsga2", "tpe-mo"} <= set(names)
+    assert main(["problems", "--json"]) == 0
+    assert "digits-mlp" in [p["name"] for p in json.loads(capsys.readouterr().out)["problems"]]
+
+
+def test_bad_input_from_a_real_process_has_no_traceback(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "hpo_bench.cli", "compare", "--problem", "nope"],
+                       capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 2 and r.stderr.strip() == "hpo-bench: error: unknown problem 'nope'; known: " + \
+        "digits-mlp, digits-mlp-mo, digits-cnn"
+
+
+def test_run_prints_best_config_and_writes_json(cli, tmp_path):
+    r = cli("run", "--problem", "tiny-mo", "--method", "random-mo", "--budget", "3",
+             "--out", str(tmp_path / "o"), "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert "Pareto front" in r.stdout and "best accuracy" in r.stdout and "untuned default" in r.stdout
+    data = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert len(data["result"]["trials"]) == 3 and data["result"]["pareto"]
+    assert (tmp_path / "o" / "studies.db").exists()
+
+
+def test_compare_summary_table_and_json(cli, tmp_path):
+    r = cli("compare", "--problem", "tiny", "--methods", "random,tpe", "--budget", "2",
+             "--seeds", "2", "--out", str(tmp_path / "c"), "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert [s["method"] for s in data["summary"]] == ["random", "tpe"]
+    assert len(data["runs"]) == 4 and all(len(run["trials"]) == 2 for run in data["runs"])
+    assert data["baseline"]["values"]["accuracy"] > 0
+    table = cli("compare", "--problem", "tiny", "--methods", "random,tpe", "--budget", "2",
+                "--seeds", "2", "--out", str(tmp_path / "c")).stdout  # resumed: nothing left to run
+    assert "median" in table and "untuned default" in table and "best found" in table
+
+
+def test_own_model_example_runs():
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "own_model.py"), "--budget", "3"],
+                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    assert "3 trials; best accuracy" in r.stdout
+    acc = float(r.stdout.split("best accuracy ")[1].split()[0])
+    assert acc > 0.6  # two balanced classes: better than chance after pruning 90% and fine-tuning
