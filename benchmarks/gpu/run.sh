@@ -57,14 +57,14 @@ bench() {
     if [ "$SMOKE" = 1 ]; then
         python3 benchmarks/gpu/bench_pruning_gpu.py --smoke --out "$OUT" --budget-s 30
     else
-        python3 benchmarks/gpu/bench_pruning_gpu.py --out "$OUT" --budget-s 150
+        python3 benchmarks/gpu/bench_pruning_gpu.py --out "$OUT" --budget-s 110
     fi
 }
 
-step env 30 bash -c "$(declare -f env_info); env_info"
+step env 20 bash -c "$(declare -f env_info); env_info"
 if [ "$SMOKE" = 1 ]; then
     echo "smoke: skipping pip install"; export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-elif ! step install 120 bash -c "$(declare -f install); install"; then
+elif ! step install 90 bash -c "$(declare -f install); install"; then
     step fallback-path 30 true; fallback_path   # in this shell, so PYTHONPATH sticks
 fi
 if ! step tests 120 bash -c "SMOKE=$SMOKE; $(declare -f tests); tests"; then
@@ -74,7 +74,10 @@ if ! step tests 120 bash -c "SMOKE=$SMOKE; $(declare -f tests); tests"; then
         export HPO_BENCH_TRITON_NO_HINTS=1
     fi
 fi
-step bench 180 bash -c "SMOKE=$SMOKE OUT=$OUT; $(declare -f bench); bench"
+step bench 150 bash -c "SMOKE=$SMOKE OUT=$OUT; $(declare -f bench); bench"
+if [ "$SMOKE" != 1 ]; then
+    step evaluate-cuda 60 python3 benchmarks/gpu/evaluate_cuda.py --out "$OUT"
+fi
 # (issue 4: sparse-inference steps go here)
 
 echo; echo "=== steps"; cat "$OUT/steps.tsv"
