@@ -1,9 +1,11 @@
 """Compress -> fine-tune -> score: the one thing every trial of every method pays for.
 
 The result is a pure function of (problem fingerprint, config, evaluation seed) (invariant 1): the
-dense model is the problem's pre-trained one, pruning is deterministic (ops), the data order of
-epoch e depends on (seed, e) only, and the learning rate does not depend on the total epoch count,
-so a later caching layer can resume a longer fine-tune from a shorter one's checkpoint.
+dense model is the problem's pre-trained one, pruning is deterministic (ops), epoch e's data order
+and random state depend on (seed, e) only, and the learning rate does not depend on the total epoch
+count. So a fine-tune can stop after any epoch, be saved (``FineTune.state()``) and resumed later
+(``FineTune.load_state()``) to give bit-identical weights and metrics (invariant 2): that is what the
+caching evaluator (cache.py) builds on.
 
 After every epoch the validation metric goes to the ``reporter``; if it answers True (an Optuna
 pruner said "stop"), fine-tuning stops there and the result says at which epoch.
@@ -17,11 +19,11 @@ from typing import Any
 
 import torch
 
-from ..compression.pruning import model_size_bytes, prune_model
+from ..compression.pruning import PruneResult, model_size_bytes, prune_model
 from ..problems.base import Problem, dense_state
 from .training import DivergedError, as_tensors, evaluate_accuracy, train_epoch
 
-__all__ = ["EvalResult", "EvaluationFailed", "Evaluator", "Reporter", "REQUIRED_KEYS"]
+__all__ = ["EvalResult", "EvaluationFailed", "Evaluator", "FineTune", "Reporter", "REQUIRED_KEYS"]
 
 #: ``reporter(epoch, value) -> stop?``; epoch counts from 1.
 Reporter = Callable[[int, float], bool]
@@ -56,21 +58,85 @@ class EvalResult:
         return asdict(self)
 
 
+def static_metrics(model: torch.nn.Module, pruned: PruneResult) -> dict[str, float]:
+    """Objectives fixed by the pruning alone (the masks hold during fine-tuning), measured once,
+    right after pruning, so a result served from a cache has exactly the same ones."""
+    return {"sparsity": pruned.sparsity, "size_bytes": float(model_size_bytes(model, pruned.weights))}
+
+
+class FineTune:
+    """One configuration's pruned model in the middle of its fine-tune: ``epoch`` epochs done."""
+
+    def __init__(self, evaluator: Evaluator, cfg: dict[str, Any]):
+        self.cfg = cfg
+        self.seed = evaluator.seed
+        self._train, self._val = evaluator.data()
+        model = evaluator.problem.model()
+        model.load_state_dict(evaluator.dense())
+        model.to(evaluator.device)
+        self.model = model
+        self.pruned = prune_model(model, str(cfg["pattern"]), float(cfg["sparsity"]), evaluator.problem.prunable)
+        self.static = static_metrics(model, self.pruned)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
+        self.epoch = 0
+
+    def accuracy(self) -> float:
+        return evaluate_accuracy(self.model, self._val)
+
+    def train_epoch(self) -> float:
+        """Train epoch ``self.epoch + 1``; returns the validation accuracy after it."""
+        try:
+            train_epoch(self.model, self._train, self.optimizer, batch_size=int(self.cfg["batch_size"]),
+                        seed=self.seed, epoch=self.epoch, masks=self.pruned.pairs())
+        except DivergedError as e:
+            raise EvaluationFailed(f"fine-tune diverged: {e}") from None
+        self.epoch += 1
+        return self.accuracy()
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict[str, torch.Tensor]:
+        """Everything needed to continue exactly: weights, masks, optimizer state (flat tensors)."""
+        out = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        out.update({f"mask.{i}": m.cpu().to(torch.uint8).contiguous() for i, m in enumerate(self.pruned.masks)})
+        for idx, st in self.optimizer.state_dict()["state"].items():
+            for name, v in st.items():
+                out[f"opt.{idx}.{name}"] = torch.as_tensor(v).detach().cpu().contiguous()
+        return out
+
+    def load_state(self, tensors: Mapping[str, torch.Tensor], epoch: int) -> None:
+        device = next(self.model.parameters()).device
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        for i, m in enumerate(self.pruned.masks):
+            m.copy_(tensors[f"mask.{i}"].to(device=device, dtype=torch.bool))
+        opt_state = self.optimizer.state_dict()
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for k, v in tensors.items():
+            if k.startswith("opt."):
+                _, idx, name = k.split(".", 2)
+                state.setdefault(int(idx), {})[name] = v
+        opt_state["state"] = state
+        self.optimizer.load_state_dict(opt_state)
+        self.epoch = int(epoch)
+
+
 class Evaluator:
     """Evaluates configs of one problem on one device with one evaluation seed."""
 
-    def __init__(self, problem: Problem, device: str | torch.device = "cpu", seed: int = 0):
+    def __init__(self, problem: Problem, device: str | torch.device = "cpu", seed: int = 0,
+                 dense: Callable[[Problem], Mapping[str, torch.Tensor]] = dense_state):
         self.problem = problem
         self.device = torch.device(device)
         self.seed = int(seed)
-        self._train: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._val: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._dense_loader = dense
+        self._data: tuple[Any, Any] | None = None
 
-    def _data(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        if self._train is None or self._val is None:
-            self._train = as_tensors(self.problem.train, self.device)
-            self._val = as_tensors(self.problem.val, self.device)
-        return self._train, self._val
+    def data(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        if self._data is None:
+            self._data = (as_tensors(self.problem.train, self.device), as_tensors(self.problem.val, self.device))
+        return self._data
+
+    def dense(self) -> Mapping[str, torch.Tensor]:
+        return self._dense_loader(self.problem)
 
     def check_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
         missing = [k for k in REQUIRED_KEYS if k not in config]
@@ -83,45 +149,38 @@ class Evaluator:
             raise ValueError(f"config 'epochs' must be >= 1, got {cfg['epochs']!r}")
         return cfg
 
+    def start(self, config: Mapping[str, Any]) -> FineTune:
+        """The pruned model of ``config``, before its first fine-tuning epoch."""
+        return FineTune(self, self.check_config(config))
+
+    def result(self, run: FineTune, curve: list[float], pruned_at: int | None,
+               info: dict[str, Any]) -> EvalResult:
+        values = {"accuracy": curve[-1], **run.static}
+        return make_result(self.problem, values, curve, int(run.cfg["epochs"]), pruned_at, info)
+
     def evaluate(self, config: Mapping[str, Any], reporter: Reporter | None = None) -> EvalResult:
-        cfg = self.check_config(config)
         start = time.perf_counter()
-        train, val = self._data()
-        model = self.problem.model()
-        model.load_state_dict(dense_state(self.problem))
-        model.to(self.device)
-        pruned = prune_model(model, str(cfg["pattern"]), float(cfg["sparsity"]), self.problem.prunable)
-        acc_before = evaluate_accuracy(model, val)
-        opt = torch.optim.Adam(
-            model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"])
-        )
-        epochs = int(cfg["epochs"])
+        run = self.start(config)
+        acc_before = run.accuracy()
+        epochs = int(run.cfg["epochs"])
         curve: list[float] = []
         pruned_at = None
-        for epoch in range(epochs):
+        for epoch in range(1, epochs + 1):
             try:
-                train_epoch(model, train, opt, batch_size=int(cfg["batch_size"]), seed=self.seed,
-                            epoch=epoch, masks=pruned.pairs())
-            except DivergedError as e:
-                raise EvaluationFailed(f"fine-tune diverged: {e}", curve) from None
-            curve.append(evaluate_accuracy(model, val))
-            if reporter is not None and reporter(epoch + 1, curve[-1]) and epoch + 1 < epochs:
-                pruned_at = epoch + 1
+                curve.append(run.train_epoch())
+            except EvaluationFailed as e:
+                raise EvaluationFailed(e.reason, curve) from None
+            if reporter is not None and reporter(epoch, curve[-1]) and epoch < epochs:
+                pruned_at = epoch
                 break
-        values = {
-            "accuracy": curve[-1],
-            "sparsity": pruned.sparsity,
-            "size_bytes": float(model_size_bytes(model, pruned.weights)),
-        }
-        info = {
-            "accuracy_before_finetune": acc_before,
-            "device": str(self.device),
-            "seconds": time.perf_counter() - start,
-            "skipped_layers": pruned.skipped,
-        }
-        return EvalResult(
-            values={o: values[o] for o in self.problem.objectives} | {
-                k: v for k, v in values.items() if k not in self.problem.objectives
-            },
-            curve=curve, epochs_requested=epochs, pruned_at=pruned_at, info=info,
-        )
+        info = {"accuracy_before_finetune": acc_before, "device": str(self.device), "epochs_trained": len(curve),
+                "seconds": time.perf_counter() - start, "skipped_layers": run.pruned.skipped}
+        return self.result(run, curve, pruned_at, info)
+
+
+def make_result(problem: Problem, values: Mapping[str, float], curve: list[float], epochs: int,
+                pruned_at: int | None, info: dict[str, Any]) -> EvalResult:
+    """An EvalResult with the problem's objectives first, then the other metrics."""
+    ordered = {o: float(values[o]) for o in problem.objectives}
+    ordered.update({k: float(v) for k, v in values.items() if k not in ordered})
+    return EvalResult(values=ordered, curve=list(curve), epochs_requested=epochs, pruned_at=pruned_at, info=info)

@@ -1,7 +1,8 @@
 """The training primitives shared by pre-training and fine-tuning: one epoch, and accuracy.
 
-Determinism: an epoch's data order comes from a generator seeded by (seed, epoch) alone, so epoch e
-is the same whether training started at epoch 0 or resumed at epoch e (invariant 2).
+Determinism: an epoch's data order, and the global random state it runs under (dropout, say), come
+from (seed, epoch) alone, so epoch e is the same whether training started at epoch 0 or resumed at
+epoch e (invariant 2). The caller's global random state is restored afterwards.
 """
 from __future__ import annotations
 
@@ -46,8 +47,14 @@ def train_epoch(
     """One epoch of cross-entropy training; returns the mean loss. ``masks`` are (weight, mask)
     pairs re-applied after every step so pruned weights stay zero."""
     x, y = data
-    gen = torch.Generator().manual_seed(epoch_seed(seed, epoch))
-    order = torch.randperm(len(x), generator=gen).to(x.device)
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(epoch_seed(seed, epoch))
+        return _train_epoch(model, x, y, optimizer, batch_size, epoch, masks)
+
+
+def _train_epoch(model, x, y, optimizer, batch_size, epoch, masks) -> float:
+    order = torch.randperm(len(x)).to(x.device)
     model.train()
     total, count = 0.0, 0
     for start in range(0, len(x), batch_size):
