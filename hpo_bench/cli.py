@@ -83,6 +83,24 @@ def _storage(args: argparse.Namespace, out: Path) -> str:
     return str(out / "studies.db")
 
 
+def _store(args: argparse.Namespace):
+    from .evaluate.cache import CheckpointStore
+
+    if getattr(args, "cache_max_gb", None) is not None and args.cache_max_gb <= 0:
+        raise UsageError(f"--cache-max-gb must be > 0, got {args.cache_max_gb}")
+    max_bytes = int(args.cache_max_gb * 2**30) if getattr(args, "cache_max_gb", None) else None
+    return CheckpointStore(args.cache, max_bytes=max_bytes)
+
+
+def _evaluator(args: argparse.Namespace, problem, device: str):
+    """The evaluator of a command: cached unless --no-cache."""
+    from .evaluate import Evaluator
+    from .evaluate.cache import CachingEvaluator
+
+    inner = Evaluator(problem, device=device, seed=args.eval_seed)
+    return inner if args.no_cache else CachingEvaluator(inner, _store(args))
+
+
 def _budget(args: argparse.Namespace):
     from .harness.budget import Budget
 
@@ -188,7 +206,6 @@ def cmd_methods(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from .evaluate.evaluator import Evaluator
     from .harness.runner import search
 
     problem = _problem(args.problem)
@@ -196,7 +213,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     budget = _budget(args)
     out = _out_dir(args.out, f"runs/{problem.name}")
     device = _device(args.device)
-    evaluator = Evaluator(problem, device=device, seed=args.eval_seed)
+    evaluator = _evaluator(args, problem, device)
     progress = _Progress(budget.max_trials, f"{method}")
     t0 = time.perf_counter()
     try:
@@ -209,7 +226,9 @@ def cmd_run(args: argparse.Namespace) -> None:
     payload = {"result": res.to_dict(), "baseline": {"config": base_cfg, "values": base.values},
                "device": device, "seconds": time.perf_counter() - t0}
     lines = [f"{method} on {problem.name}, seed {args.seed}, budget {budget}: "
-             f"{len(res.trials)} trials, {res.nominal_epochs} fine-tuning epochs, {res.wall_seconds:.1f} s on {device}"]
+             f"{len(res.trials)} trials, {res.nominal_epochs} fine-tuning epochs "
+             f"({res.actual_epochs} trained here{_saving(res.nominal_epochs, res.actual_epochs)}), "
+             f"{res.wall_seconds:.1f} s on {device}"]
     states = {s: sum(t.state == s for t in res.trials) for s in ("COMPLETE", "PRUNED", "FAIL")}
     lines.append(f"  complete {states['COMPLETE']}, pruned {states['PRUNED']}, failed {states['FAIL']}")
     obj = problem.objectives
@@ -240,7 +259,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     try:
         res = compare(problem, methods, budget, seeds, _storage(args, out), out=out, device=device,
-                      eval_seed=args.eval_seed, on_trial=progress)
+                      evaluator=_evaluator(args, problem, device), on_trial=progress)
     finally:
         progress.close()
     obj, direction = problem.objectives[0], problem.directions[0]
@@ -259,6 +278,26 @@ def cmd_compare(args: argparse.Namespace) -> None:
     _emit(args, payload, "\n".join(lines), out, "compare.json")
 
 
+def _saving(nominal: float, actual: float) -> str:
+    return f", the cache saved {1 - actual / nominal:.0%}" if nominal and actual < nominal else ""
+
+
+def cmd_cache(args: argparse.Namespace) -> None:
+    store = _store(args)
+    if args.action == "stats":
+        payload = store.stats()
+        text = "\n".join(f"{k}: {v}" for k, v in payload.items())
+    elif args.action == "verify":
+        payload = store.verify()
+        text = (f"{payload['checked']} checkpoints checked, {payload['dropped']} corrupt dropped, "
+                f"{payload['orphans_removed']} unindexed files removed")
+    else:
+        store.clear()
+        payload = {"cleared": str(store.root)}
+        text = f"cleared {store.root}"
+    _emit(args, payload, text, None, "cache.json")
+
+
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hpo-bench", description=__doc__.split("\n\n")[0].split(": ", 1)[-1],
@@ -269,6 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--out", help="directory for JSON results (and the study database)")
         sp.add_argument("--json", action="store_true", help="print the results as JSON")
 
+    def cache_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--cache", help="checkpoint cache directory (default $HPO_BENCH_CACHE, else ~/.cache/hpo-bench)")
+        sp.add_argument("--no-cache", action="store_true", help="evaluate everything afresh, store nothing")
+        sp.add_argument("--cache-max-gb", type=float, default=None, help="evict least recently used checkpoints beyond this")
+
     def search_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--problem", required=True, help="a registered problem (see `hpo-bench problems`)")
         sp.add_argument("--budget", type=int, default=None, help="trials per method and seed")
@@ -276,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where evaluation runs")
         sp.add_argument("--storage", help="Optuna storage: a SQLite path or URL (default OUT/studies.db)")
         sp.add_argument("--eval-seed", type=int, default=0, help="seed of fine-tuning (data order)")
+        cache_opts(sp)
 
     sp = sub.add_parser("problems", help="list the problems")
     common(sp)
@@ -295,6 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--methods", default="grid,random,gp,tpe", help="comma-separated method names")
     sp.add_argument("--seeds", default="5", help="a count (5), a list (0,3,7) or a range (0-4)")
     sp.set_defaults(func=cmd_compare)
+    sp = sub.add_parser("cache", help="inspect or clean the checkpoint cache")
+    sp.add_argument("action", choices=["stats", "verify", "clear"])
+    sp.add_argument("--cache", help="cache directory (default $HPO_BENCH_CACHE, else ~/.cache/hpo-bench)")
+    sp.add_argument("--json", action="store_true", help="print the results as JSON")
+    sp.set_defaults(func=cmd_cache, out=None)
     return p
 
 

@@ -272,6 +272,7 @@ def _objective(problem: Problem, evaluator: Any) -> Callable[[Any], Any]:
         actual = int(result.info.get("epochs_trained", result.nominal_epochs))
         _set_cost(trial, result.curve, result.nominal_epochs, actual, time.perf_counter() - t0)
         trial.set_user_attr("metrics", {k: v for k, v in result.values.items() if math.isfinite(v)})
+        trial.set_user_attr("cache", result.info.get("cache", "off"))
         if result.pruned_at is not None:
             raise optuna.TrialPruned(f"stopped by the pruner after epoch {result.pruned_at}")
         vals = [float(result.values[o]) for o in problem.objectives]

@@ -187,7 +187,7 @@ def dense_state(problem: Problem) -> dict[str, torch.Tensor]:
         except Exception:  # a truncated file from a killed run: retrain
             state = None
     if state is None:
-        state = _pretrain(problem)
+        state = pretrain_dense(problem)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{__import__('os').getpid()}")
         torch.save(state, tmp)
@@ -196,13 +196,15 @@ def dense_state(problem: Problem) -> dict[str, torch.Tensor]:
     return state
 
 
-def _pretrain(problem: Problem) -> dict[str, torch.Tensor]:
+def pretrain_dense(problem: Problem) -> dict[str, torch.Tensor]:
+    """Train the dense model by the problem's recipe, on CPU, deterministically (no caching)."""
     from ..evaluate.training import as_tensors, train_epoch
 
     recipe = dict(problem.pretrain or {})
     seed = int(recipe.get("seed", 0))
-    torch.manual_seed(seed)
-    model = problem.model()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = problem.model()
     cpu = torch.device("cpu")
     data = as_tensors(problem.train, cpu)
     opt = torch.optim.Adam(model.parameters(), lr=float(recipe.get("lr", 1e-3)))

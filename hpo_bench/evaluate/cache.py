@@ -1,0 +1,314 @@
+"""The caching evaluator: never pay twice for a fine-tune, and never change a result.
+
+``CachingEvaluator`` wraps any ``Evaluator`` (cf. Optuna's ``_CachedStorage`` wrapping a storage)
+over a ``CheckpointStore`` on local disk:
+
+* ``index.sqlite3``: per (config prefix, epoch) the validation accuracy (kept forever: tiny), per
+  prefix the metrics fixed by pruning, and per checkpoint blob its path, sha256, size and last use.
+* ``blobs/``: safetensors files of fine-tuned weights, masks and optimizer state, and the dense
+  pre-trained model of each problem.
+
+A *prefix* names everything about an evaluation except its epoch count: the problem's fingerprint,
+the config without ``epochs``, the evaluation seed and the device type. Since epoch e of a fine-tune
+does not depend on how many epochs were asked for (evaluator.py), one prefix serves every length:
+
+* exact hit: the stored per-epoch values are replayed to the reporter (so a pruner stops the trial
+  exactly where it would have) and nothing is trained;
+* prefix: training resumes from the longest stored checkpoint k < E and runs only E - k epochs;
+* a trial stopped at epoch e leaves its checkpoint for a later, longer run to resume from.
+
+Safety (ARCHITECTURE.md invariant 6): a blob is written to a temporary file, fsynced, renamed, and
+only then indexed; a blob is verified by checksum on read, and a corrupt one is dropped (with a
+warning) and recomputed. SQLite serialises writers, so several processes can share one directory.
+A size cap evicts least recently used blobs, never the per-epoch values.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+import uuid
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..problems.base import Problem, cache_root, pretrain_dense
+from .evaluator import EvalResult, EvaluationFailed, Evaluator, Reporter, make_result
+
+__all__ = ["CachingEvaluator", "CheckpointStore", "default_cache_dir", "prefix_key"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS prefixes (
+    prefix TEXT PRIMARY KEY, problem TEXT, fingerprint TEXT, config TEXT, seed INTEGER,
+    device TEXT, static TEXT, created REAL);
+CREATE TABLE IF NOT EXISTS epochs (
+    prefix TEXT, epoch INTEGER, accuracy REAL, PRIMARY KEY (prefix, epoch));
+CREATE TABLE IF NOT EXISTS blobs (
+    key TEXT PRIMARY KEY, prefix TEXT, epoch INTEGER, path TEXT, sha256 TEXT, size INTEGER,
+    created REAL, last_used REAL);
+CREATE INDEX IF NOT EXISTS blobs_prefix ON blobs (prefix, epoch);
+"""
+
+
+def default_cache_dir() -> Path:
+    """``$HPO_BENCH_CACHE``, else ~/.cache/hpo-bench."""
+    return cache_root()
+
+
+def prefix_key(fingerprint: str, config: Mapping[str, Any], seed: int, device: str) -> str:
+    rest = {k: v for k, v in config.items() if k != "epochs"}
+    text = json.dumps({"problem": fingerprint, "config": rest, "seed": int(seed), "device": device},
+                      sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class CheckpointStore:
+    """Per-epoch results and checkpoint blobs in one directory, shared safely between processes."""
+
+    def __init__(self, root: str | Path | None = None, max_bytes: int | None = None):
+        self.root = Path(root) if root is not None else default_cache_dir()
+        if not self.root.parent.exists():
+            raise ValueError(f"cache directory's parent {str(self.root.parent)!r} does not exist")
+        self.blob_dir = self.root / "blobs"
+        self.blob_dir.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self._db = sqlite3.connect(self.root / "index.sqlite3", timeout=60, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ------------------------------------------------------------------ small rows
+    def put_prefix(self, prefix: str, problem: str, fingerprint: str, config: Mapping[str, Any],
+                   seed: int, device: str, static: Mapping[str, float]) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO prefixes VALUES (?,?,?,?,?,?,?,?)",
+            (prefix, problem, fingerprint, json.dumps(dict(config), sort_keys=True, default=repr), int(seed),
+             device, json.dumps(dict(static)), time.time()))
+
+    def static(self, prefix: str) -> dict[str, float] | None:
+        row = self._db.execute("SELECT static FROM prefixes WHERE prefix=?", (prefix,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put_epoch(self, prefix: str, epoch: int, accuracy: float) -> None:
+        self._db.execute("INSERT OR IGNORE INTO epochs VALUES (?,?,?)", (prefix, int(epoch), float(accuracy)))
+
+    def curve(self, prefix: str) -> list[float]:
+        """Stored per-epoch values 1, 2, ... as far as they run without a gap."""
+        rows = self._db.execute("SELECT epoch, accuracy FROM epochs WHERE prefix=? ORDER BY epoch", (prefix,))
+        out: list[float] = []
+        for epoch, acc in rows:
+            if epoch != len(out) + 1:
+                break
+            out.append(acc)
+        return out
+
+    def prefixes(self, fingerprint: str | None = None) -> list[dict[str, Any]]:
+        q = "SELECT prefix, problem, fingerprint, config, seed, device, static FROM prefixes"
+        rows = self._db.execute(q + (" WHERE fingerprint=?" if fingerprint else ""), (fingerprint,) if fingerprint else ())
+        return [{"prefix": r[0], "problem": r[1], "fingerprint": r[2], "config": json.loads(r[3]), "seed": r[4],
+                 "device": r[5], "static": json.loads(r[6])} for r in rows]
+
+    # ------------------------------------------------------------------ blobs
+    def put_blob(self, key: str, tensors: Mapping[str, torch.Tensor], *, prefix: str | None = None,
+                 epoch: int | None = None) -> None:
+        """Write atomically (temp file, fsync, rename, fsync dir), then index; a blob replaced under
+        the same key is deleted only after the new index row is committed."""
+        from safetensors.torch import save_file
+
+        name = f"{hashlib.sha256(key.encode()).hexdigest()[:24]}-{uuid.uuid4().hex[:8]}.safetensors"
+        final = self.blob_dir / name
+        tmp = self.blob_dir / f".{name}.tmp"
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        digest, size = _sha256(tmp), tmp.stat().st_size
+        os.replace(tmp, final)
+        _fsync_dir(self.blob_dir)
+        now = time.time()
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            old = self._db.execute("SELECT path FROM blobs WHERE key=?", (key,)).fetchone()
+            self._db.execute("INSERT OR REPLACE INTO blobs VALUES (?,?,?,?,?,?,?,?)",
+                             (key, prefix, epoch, name, digest, size, now, now))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            final.unlink(missing_ok=True)
+            raise
+        if old and old[0] != name:
+            (self.blob_dir / old[0]).unlink(missing_ok=True)
+        if self.max_bytes is not None:
+            self.evict(self.max_bytes)
+
+    def get_blob(self, key: str) -> dict[str, torch.Tensor] | None:
+        """The blob's tensors, or None if absent; a corrupt blob is dropped with a warning."""
+        from safetensors.torch import load_file
+
+        row = self._db.execute("SELECT path, sha256 FROM blobs WHERE key=?", (key,)).fetchone()
+        if row is None:
+            return None
+        path = self.blob_dir / row[0]
+        try:
+            if _sha256(path) != row[1]:
+                raise ValueError("checksum mismatch")
+            tensors = load_file(str(path))
+        except Exception as e:  # noqa: BLE001 - missing, truncated or corrupt: recompute
+            warnings.warn(f"hpo-bench cache: dropping corrupt entry {key} ({path.name}: {e}); it will be recomputed",
+                          RuntimeWarning, stacklevel=2)
+            self._drop(key, row[0])
+            return None
+        self._db.execute("UPDATE blobs SET last_used=? WHERE key=?", (time.time(), key))
+        return tensors
+
+    def _drop(self, key: str, name: str) -> None:
+        self._db.execute("DELETE FROM blobs WHERE key=? AND path=?", (key, name))
+        (self.blob_dir / name).unlink(missing_ok=True)
+
+    def checkpoint_epochs(self, prefix: str) -> list[int]:
+        rows = self._db.execute("SELECT epoch FROM blobs WHERE prefix=? ORDER BY epoch DESC", (prefix,))
+        return [r[0] for r in rows]
+
+    def latest_checkpoint(self, prefix: str, max_epoch: int) -> tuple[int, dict[str, torch.Tensor]] | None:
+        """The longest verified checkpoint of ``prefix`` at an epoch <= max_epoch."""
+        for epoch in self.checkpoint_epochs(prefix):
+            if epoch <= max_epoch and (tensors := self.get_blob(f"{prefix}@{epoch}")) is not None:
+                return epoch, tensors
+        return None
+
+    def dense(self, problem: Problem) -> dict[str, torch.Tensor]:
+        """The problem's pre-trained dense model: an entry like any other."""
+        if problem.pretrained_state is not None:
+            return dict(problem.pretrained_state)
+        key = f"dense:{problem.fingerprint()}"
+        state = self.get_blob(key)
+        if state is None:
+            state = pretrain_dense(problem)
+            self.put_blob(key, state)
+        return state
+
+    # ------------------------------------------------------------------ maintenance
+    def evict(self, max_bytes: int) -> int:
+        """Delete least recently used blobs until they total <= max_bytes; returns how many. The
+        per-epoch values stay, so evicted configs still answer exact hits."""
+        rows = self._db.execute("SELECT key, path, size FROM blobs ORDER BY last_used DESC").fetchall()
+        total, dropped = 0, 0
+        for key, name, size in rows:
+            total += size
+            if total > max_bytes:
+                self._drop(key, name)
+                dropped += 1
+        return dropped
+
+    def stats(self) -> dict[str, Any]:
+        q = self._db.execute
+        blobs, size = q("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs").fetchone()
+        return {
+            "path": str(self.root),
+            "configs": q("SELECT COUNT(*) FROM prefixes").fetchone()[0],
+            "epoch_results": q("SELECT COUNT(*) FROM epochs").fetchone()[0],
+            "checkpoints": blobs,
+            "bytes": size,
+            "problems": dict(q("SELECT problem, COUNT(*) FROM prefixes GROUP BY problem").fetchall()),
+        }
+
+    def verify(self) -> dict[str, int]:
+        """Check every blob's checksum (drop the bad ones) and delete files nothing indexes."""
+        rows = self._db.execute("SELECT key, path FROM blobs").fetchall()
+        bad = sum(self.get_blob(key) is None for key, _ in rows)
+        indexed = {r[0] for r in self._db.execute("SELECT path FROM blobs")}
+        orphans = 0
+        for f in self.blob_dir.iterdir():
+            if f.name not in indexed and not (f.name.startswith(".") and time.time() - f.stat().st_mtime < 3600):
+                f.unlink(missing_ok=True)
+                orphans += 1
+        return {"checked": len(rows), "dropped": bad, "orphans_removed": orphans}
+
+    def clear(self) -> None:
+        self._db.executescript("DELETE FROM blobs; DELETE FROM epochs; DELETE FROM prefixes;")
+        for f in self.blob_dir.iterdir():
+            f.unlink(missing_ok=True)
+
+
+class CachingEvaluator:
+    """An evaluator (same interface) that answers from, and fills, a ``CheckpointStore``."""
+
+    def __init__(self, inner: Evaluator, store: CheckpointStore):
+        self.inner = inner
+        self.store = store
+        inner._dense_loader = store.dense  # the dense model is a cache entry too
+        self.problem = inner.problem
+
+    def evaluate(self, config: Mapping[str, Any], reporter: Reporter | None = None) -> EvalResult:
+        t0 = time.perf_counter()
+        cfg = self.inner.check_config(config)
+        epochs = int(cfg["epochs"])
+        device = self.inner.device.type
+        prefix = prefix_key(self.problem.fingerprint(), cfg, self.inner.seed, device)
+        stored = self.store.curve(prefix)[:epochs]
+        static = self.store.static(prefix)
+
+        # Replay what is known, exactly as a fresh run would have reported it.
+        curve: list[float] = []
+        for acc in stored if static is not None else []:
+            curve.append(acc)
+            if reporter is not None and reporter(len(curve), acc) and len(curve) < epochs:
+                return self._result(static, curve, epochs, len(curve), "hit", 0, t0)
+        if static is not None and len(curve) == epochs:
+            return self._result(static, curve, epochs, None, "hit", 0, t0)
+
+        run = self.inner.start(cfg)
+        if static is None:
+            self.store.put_prefix(prefix, self.problem.name, self.problem.fingerprint(), cfg, self.inner.seed,
+                                  device, run.static)
+            static = run.static
+        ckpt = self.store.latest_checkpoint(prefix, max_epoch=len(curve))
+        if ckpt is not None:
+            run.load_state(ckpt[1], ckpt[0])
+        resumed_from = run.epoch
+        pruned_at = None
+        while run.epoch < epochs:
+            try:
+                acc = run.train_epoch()
+            except EvaluationFailed as e:
+                raise EvaluationFailed(e.reason, curve) from None
+            if run.epoch <= len(curve):
+                continue  # re-training epochs whose values were replayed (their checkpoint was lost)
+            self.store.put_epoch(prefix, run.epoch, acc)
+            curve.append(acc)
+            if reporter is not None and reporter(run.epoch, acc) and run.epoch < epochs:
+                pruned_at = run.epoch
+                break
+        self.store.put_blob(f"{prefix}@{run.epoch}", run.state(), prefix=prefix, epoch=run.epoch)
+        outcome = "prefix" if resumed_from > 0 else "miss"
+        return self._result(static, curve, epochs, pruned_at, outcome, run.epoch - resumed_from, t0,
+                            skipped=run.pruned.skipped)
+
+    def _result(self, static: Mapping[str, float], curve: list[float], epochs: int, pruned_at: int | None,
+                outcome: str, trained: int, t0: float, skipped: list[str] | None = None) -> EvalResult:
+        info = {"cache": outcome, "epochs_trained": trained, "device": str(self.inner.device),
+                "seconds": time.perf_counter() - t0, "skipped_layers": skipped or []}
+        return make_result(self.problem, {"accuracy": curve[-1], **static}, curve, epochs, pruned_at, info)
