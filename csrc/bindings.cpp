@@ -1,3 +1,74 @@
-// Placeholder: the native kernels are being written (issue 3). Binds nothing yet.
+// bindings.cpp -- the only file that knows Python: exposes csrc/magnitude.h as hpo_bench._native.
+//
+// Tensors cross as plain integers (tensor.data_ptr(), numel) plus a dtype code (0 float32,
+// 1 float16, 2 bfloat16), so the build needs no torch headers. The GIL is released while a kernel
+// runs. std::domain_error (NaN) and std::invalid_argument reach Python as ValueError.
 #include <pybind11/pybind11.h>
-PYBIND11_MODULE(_native, m) { m.doc() = "hpo_bench native kernels (C++17 + OpenMP)"; }
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+#include "magnitude.h"
+
+namespace py = pybind11;
+using hpo_native::Segment;
+
+namespace {
+
+std::vector<Segment> segments(const std::vector<uintptr_t>& ptrs, const std::vector<int64_t>& sizes,
+                              const std::vector<int>& dtypes, const std::vector<uintptr_t>& masks) {
+  if (ptrs.size() != sizes.size() || ptrs.size() != dtypes.size() ||
+      (!masks.empty() && masks.size() != ptrs.size()))
+    throw std::invalid_argument("ptrs, sizes, dtypes (and masks) must have the same length");
+  std::vector<Segment> segs(ptrs.size());
+  for (size_t i = 0; i < ptrs.size(); ++i) {
+    if (sizes[i] < 0) throw std::invalid_argument("negative buffer size");
+    segs[i] = Segment{reinterpret_cast<void*>(ptrs[i]), sizes[i], dtypes[i],
+                      masks.empty() ? nullptr : reinterpret_cast<uint8_t*>(masks[i])};
+  }
+  return segs;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+  m.doc() = "hpo_bench native kernels (C++17 + OpenMP): magnitude pruning over raw buffers";
+
+  m.def(
+      "kth_magnitude",
+      [](const std::vector<uintptr_t>& ptrs, const std::vector<int64_t>& sizes,
+         const std::vector<int>& dtypes, int64_t k, int threads) {
+        const auto segs = segments(ptrs, sizes, dtypes, {});
+        py::gil_scoped_release nogil;
+        return hpo_native::kth_magnitude(segs, k, threads);
+      },
+      py::arg("ptrs"), py::arg("sizes"), py::arg("dtypes"), py::arg("k"), py::arg("threads"),
+      "k-th smallest |w| (1 <= k <= N) over the buffers; ValueError on NaN.");
+
+  m.def(
+      "prune",
+      [](const std::vector<uintptr_t>& ptrs, const std::vector<int64_t>& sizes,
+         const std::vector<int>& dtypes, const std::vector<uintptr_t>& masks, int64_t k,
+         int threads) {
+        if (masks.size() != ptrs.size()) throw std::invalid_argument("one mask per buffer");
+        const auto segs = segments(ptrs, sizes, dtypes, masks);
+        py::gil_scoped_release nogil;
+        hpo_native::prune(segs, k, threads);
+      },
+      py::arg("ptrs"), py::arg("sizes"), py::arg("dtypes"), py::arg("masks"), py::arg("k"),
+      py::arg("threads"),
+      "Prune the k smallest |w| in place (ties: lowest position first); write uint8 masks.");
+
+  m.def(
+      "nm_prune",
+      [](uintptr_t ptr, int64_t size, int dtype, uintptr_t mask, int n, int m_, int threads) {
+        const auto segs = segments({ptr}, {size}, {dtype}, {mask});
+        py::gil_scoped_release nogil;
+        hpo_native::nm_prune(segs[0], n, m_, threads);
+      },
+      py::arg("ptr"), py::arg("size"), py::arg("dtype"), py::arg("mask"), py::arg("n"),
+      py::arg("m"), py::arg("threads"),
+      "N:M pruning in place: keep the n largest |w| of every m consecutive; write the uint8 mask.");
+}
