@@ -169,3 +169,24 @@ def test_two_processes_fill_one_cache(tmp_path, tiny):
     assert store.verify()["dropped"] == 0
     fresh = Evaluator(tiny).evaluate({"sparsity": 0.8, "pattern": "unstructured", "lr": 5e-3, "epochs": 3, "batch_size": 256})
     assert outs[0]["0.005/3"] == fresh.curve
+
+
+def test_table_problem_answers_a_filled_grid_from_the_cache(tiny, tmp_path, monkeypatch):
+    from hpo_bench import problems
+    from hpo_bench.harness import search
+    from hpo_bench.problems.table import table_problem
+
+    monkeypatch.setitem(problems.PROBLEMS, "tiny", lambda: tiny)
+    ce = CachingEvaluator(Evaluator(tiny), CheckpointStore(tmp_path))
+    grid = search(tiny, "grid", Budget(trials=8), seed=0, evaluator=ce)
+    search(tiny, "random", Budget(trials=2), seed=9, evaluator=ce)  # strays beside the grid are left out
+    table = table_problem(f"tiny@{tmp_path}")
+    assert table.space.grid(10_000) and all(
+        set(table.space[n].choices) == {t.params[n] for t in grid.trials} for n in table.space if n != "epochs")
+    run = search(table, "tpe-hyperband", Budget(trials=12), seed=1)
+    assert len(run.trials) == 12 and sum(t.actual_epochs for t in run.trials) == 0
+    fresh = Evaluator(tiny)
+    for t in run.complete()[:3]:  # the table's answers are the real evaluations
+        assert t.curve == fresh.evaluate(tiny.config(t.params)).curve
+    with pytest.raises(ValueError, match="holds no result"):
+        table.make_evaluator("cpu", 0).evaluate(tiny.config({**grid.trials[0].params, "lr": 0.5}))

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from .._io import write_json_atomic
-from ..evaluate.evaluator import Evaluator
 from ..problems import Problem, get_problem
 from ..methods.registry import get_method
 from .budget import Budget
-from .runner import RunResult, TrialRecord, open_storage, search
+from .runner import RunResult, TrialRecord, default_evaluator, open_storage, search
 
 __all__ = ["CompareResult", "MethodSummary", "compare"]
 
@@ -135,7 +134,7 @@ def compare(
     if storage is None and out_dir is not None:
         storage = str(out_dir / "studies.db")
     store = open_storage(storage) if storage is None or isinstance(storage, str) else storage
-    evaluator = evaluator or Evaluator(problem, device=device, seed=eval_seed)
+    evaluator = evaluator or default_evaluator(problem, device, eval_seed)
 
     result = CompareResult(
         problem=problem.name, objectives=list(problem.objectives), directions=problem.directions,

@@ -197,7 +197,7 @@ def search(
     if not m.supports(problem.multi_objective):
         kind = "multi" if problem.multi_objective else "single"
         raise ValueError(f"method {method!r} is {m.objectives}-objective; problem {problem.name!r} is {kind}-objective")
-    evaluator = evaluator or Evaluator(problem, device=device, seed=eval_seed)
+    evaluator = evaluator or default_evaluator(problem, device, eval_seed)
     ctx = MethodContext(problem.space, int(seed), budget.max_trials, max_epochs(problem))
     sampler, pruner = m.build(ctx)
     if m.reseed_per_trial:
@@ -244,6 +244,12 @@ def search(
         objectives=list(problem.objectives), directions=problem.directions,
         study_name=name, trials=records, wall_seconds=wall,
     )
+
+
+def default_evaluator(problem: Problem, device: str = "cpu", seed: int = 0) -> Any:
+    """The problem's own evaluator where it has one (a table), else a fresh ``Evaluator``."""
+    factory = getattr(problem, "make_evaluator", None)
+    return factory(device, seed) if factory is not None else Evaluator(problem, device=device, seed=seed)
 
 
 def _objective(problem: Problem, evaluator: Any) -> Callable[[Any], Any]:

@@ -16,6 +16,11 @@ PROBLEMS: dict[str, Callable[[], Problem]] = {
 
 
 def get_problem(name: str) -> Problem:
+    """A registered problem, or ``table:PROBLEM[@CACHE_DIR]`` (problems/table.py)."""
+    if name.startswith("table:"):
+        from .table import table_problem
+
+        return table_problem(name[len("table:"):])
     try:
         factory = PROBLEMS[name]
     except KeyError:
