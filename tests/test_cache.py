@@ -72,7 +72,7 @@ def _records(result):
 
 
 def test_warm_cache_changes_nothing_but_the_cost(tiny, tmp_path):
-    methods, budget, seeds = ["tpe-median", "tpe-hyperband", "random"], Budget(trials=8), [0, 1]
+    methods, budget, seeds = ["tpe-median", "tpe-hyperband", "random", "gp"], Budget(trials=8), [0, 1]
     cold_ev = CachingEvaluator(Evaluator(tiny), CheckpointStore(tmp_path / "cache"))
     cold = compare(tiny, methods, budget, seeds, evaluator=cold_ev, with_baseline=False)
     warm_ev = CachingEvaluator(Evaluator(tiny), CheckpointStore(tmp_path / "cache"))
@@ -190,3 +190,16 @@ def test_table_problem_answers_a_filled_grid_from_the_cache(tiny, tmp_path, monk
         assert t.curve == fresh.evaluate(tiny.config(t.params)).curve
     with pytest.raises(ValueError, match="holds no result"):
         table.make_evaluator("cpu", 0).evaluate(tiny.config({**grid.trials[0].params, "lr": 0.5}))
+
+
+def test_gp_suggestions_are_memoised_in_the_cache(tiny, tmp_path):
+    from hpo_bench.harness import search
+
+    store = CheckpointStore(tmp_path)
+    first = search(tiny, "gp", Budget(trials=7), seed=4, evaluator=CachingEvaluator(Evaluator(tiny), store))
+    n_memo = store._db.execute("SELECT COUNT(*) FROM memo").fetchone()[0]
+    assert n_memo == 7
+    again = search(tiny, "gp", Budget(trials=7), seed=4, evaluator=CachingEvaluator(Evaluator(tiny), store))
+    plain = search(tiny, "gp", Budget(trials=7), seed=4)
+    assert [t.params for t in again.trials] == [t.params for t in first.trials] == [t.params for t in plain.trials]
+    assert store._db.execute("SELECT COUNT(*) FROM memo").fetchone()[0] == n_memo

@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS blobs (
     key TEXT PRIMARY KEY, prefix TEXT, epoch INTEGER, path TEXT, sha256 TEXT, size INTEGER,
     created REAL, last_used REAL);
 CREATE INDEX IF NOT EXISTS blobs_prefix ON blobs (prefix, epoch);
+CREATE TABLE IF NOT EXISTS memo (key TEXT PRIMARY KEY, value TEXT);
 """
 
 
@@ -125,6 +126,14 @@ class CheckpointStore:
                 break
             out.append(acc)
         return out
+
+    def put_memo(self, key: str, value: Any) -> None:
+        """Keep the JSON-able result of a pure, costly computation (a GP's suggestion)."""
+        self._db.execute("INSERT OR IGNORE INTO memo VALUES (?,?)", (key, json.dumps(value)))
+
+    def get_memo(self, key: str) -> Any | None:
+        row = self._db.execute("SELECT value FROM memo WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def prefixes(self, fingerprint: str | None = None) -> list[dict[str, Any]]:
         q = "SELECT prefix, problem, fingerprint, config, seed, device, static FROM prefixes"
@@ -248,7 +257,7 @@ class CheckpointStore:
         return {"checked": len(rows), "dropped": bad, "orphans_removed": orphans}
 
     def clear(self) -> None:
-        self._db.executescript("DELETE FROM blobs; DELETE FROM epochs; DELETE FROM prefixes;")
+        self._db.executescript("DELETE FROM blobs; DELETE FROM epochs; DELETE FROM prefixes; DELETE FROM memo;")
         for f in self.blob_dir.iterdir():
             f.unlink(missing_ok=True)
 

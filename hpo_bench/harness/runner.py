@@ -117,7 +117,27 @@ def open_storage(storage: str | None) -> Any:
         path = Path(url[len("sqlite:///"):])
         if not path.parent.is_dir():
             raise ValueError(f"storage directory {str(path.parent)!r} does not exist")
-    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {})
+    if not url.startswith("sqlite"):
+        return optuna.storages.RDBStorage(url)
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    _fast_sqlite(storage.engine)
+    return storage
+
+
+def _fast_sqlite(engine: Any) -> None:
+    """WAL journal + synchronous=NORMAL: one fsync per checkpoint instead of several per trial.
+    A killed process loses nothing (the OS holds the written WAL); only a power cut can drop the
+    last transactions, never corrupt the file."""
+    from sqlalchemy import event
+
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()  # connections opened before the listener reconnect with it
 
 
 def study_name(problem: str, method: str, seed: int) -> str:
@@ -198,7 +218,8 @@ def search(
         kind = "multi" if problem.multi_objective else "single"
         raise ValueError(f"method {method!r} is {m.objectives}-objective; problem {problem.name!r} is {kind}-objective")
     evaluator = evaluator or default_evaluator(problem, device, eval_seed)
-    ctx = MethodContext(problem.space, int(seed), budget.max_trials, max_epochs(problem))
+    ctx = MethodContext(problem.space, int(seed), budget.max_trials, max_epochs(problem),
+                        memo=getattr(evaluator, "store", None))
     sampler, pruner = m.build(ctx)
     if m.reseed_per_trial:
         sampler = ReseedingSampler(lambda s: m.build(replace(ctx, seed=s))[0], int(seed))

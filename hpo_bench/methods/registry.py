@@ -21,6 +21,7 @@ class MethodContext:
     seed: int
     budget_trials: int
     max_epochs: int
+    memo: Any | None = None  # a CheckpointStore where pure, costly suggestions may be kept
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def _random(c: MethodContext):
 def _gp(c: MethodContext):
     from .skopt_sampler import SkoptGPSampler
 
-    return SkoptGPSampler(c.space, seed=c.seed, n_initial_points=n_initial(c.budget_trials)), None
+    return SkoptGPSampler(c.space, seed=c.seed, n_initial_points=n_initial(c.budget_trials), memo=c.memo), None
 
 
 def _tpe(c: MethodContext, multivariate: bool = True):

@@ -8,9 +8,16 @@ state is derived from (seed, number of finished trials), so initial random point
 to trial and the whole run is reproducible for a seed.
 
 Pruned and failed trials carry no final value and are not told to the GP.
+
+The suggestion is a pure function of (space, seed, finished trials, told points and values), and
+fitting the GP is the costliest step of a search that is otherwise answered from the checkpoint
+cache; so when a ``memo`` (the cache's ``CheckpointStore``) is given, suggestions are kept there too
+and a rerun with a warm cache does not refit the GP.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 from typing import Any
 
@@ -32,6 +39,7 @@ class SkoptGPSampler(BaseSampler):
         seed: int | None = None,
         n_initial_points: int = 10,
         acq_func: str = "gp_hedge",
+        memo: Any | None = None,
     ) -> None:
         self._space = space
         self._distributions = space.to_optuna()
@@ -39,6 +47,7 @@ class SkoptGPSampler(BaseSampler):
         self._n_initial_points = int(n_initial_points)
         self._acq_func = acq_func
         self._fallback = RandomSampler(seed=seed)
+        self._memo = memo
 
     def reseed_rng(self) -> None:
         self._fallback.reseed_rng()
@@ -62,6 +71,14 @@ class SkoptGPSampler(BaseSampler):
         xs = [self._space.to_skopt_point(t.params) for t in done if set(t.params) == set(self._space)]
         ys = [sign * float(t.value) for t in done if set(t.params) == set(self._space)]
         finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+        random_state = (self._seed * 1_000_003 + finished) % (2**31 - 1)
+        key = None
+        if self._memo is not None:
+            text = json.dumps([self._space.describe(), random_state, self._n_initial_points, self._acq_func, xs, ys],
+                              default=repr)
+            key = "skopt-gp:" + hashlib.sha256(text.encode()).hexdigest()
+            if (known := self._memo.get_memo(key)) is not None:
+                return self._space.from_skopt(known)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # skopt's duplicate-point and GP convergence chatter
             opt = Optimizer(
@@ -69,11 +86,13 @@ class SkoptGPSampler(BaseSampler):
                 base_estimator="GP",
                 n_initial_points=self._n_initial_points,
                 acq_func=self._acq_func,
-                random_state=(self._seed * 1_000_003 + finished) % (2**31 - 1),
+                random_state=random_state,
             )
             if xs:
                 opt.tell(xs, ys)
-            point = opt.ask()
+            point = [v.item() if hasattr(v, "item") else v for v in opt.ask()]
+        if key is not None:
+            self._memo.put_memo(key, point)
         return self._space.from_skopt(point)
 
     def sample_independent(
