@@ -10,10 +10,13 @@ from hpo_bench import ops
 BACKENDS = list(ops.available_backends())
 
 
-def test_native_backend_present_when_required():
-    # CI sets HPO_BENCH_REQUIRE_NATIVE=1 so a broken build fails instead of silently skipping.
+def test_backends_present_when_required():
+    # CI sets HPO_BENCH_REQUIRE_NATIVE=1 (and runs with TRITON_INTERPRET=1), so a broken C++ build
+    # or a missing Triton fails the suite instead of silently skipping that backend's tests.
     if os.environ.get("HPO_BENCH_REQUIRE_NATIVE") == "1":
         assert "native" in BACKENDS, ops._load_errors.get("native")
+        if os.environ.get("TRITON_INTERPRET") == "1":
+            assert "triton" in BACKENDS, ops._load_errors.get("triton")
 
 
 def _rand(shape, dtype, gen):
