@@ -2,8 +2,11 @@
 
 One module per op, each with its kernel(s) and launcher: select.py (radix select of the k-th
 |w|), apply.py (global prune with the tie rule), nm.py (N:M), and _common.py (keys and chunk
-tables). This file is the backend protocol of ops.py (``kth_magnitude``, ``prune_``,
-``nm_mask_prune_``, ``available``, ``unavailable_reason``). Triton is imported lazily and once:
+tables); bsr.py (BSR x dense, tl.dot per nonzero block) and skinny.py (batch <= 16, GEMV-like) for
+``sparse_linear`` on the formats in ``SPARSE_FORMATS`` (ops.py runs its reference for the
+others). This file is the backend protocol of ops.py (``kth_magnitude``, ``prune_``,
+``nm_mask_prune_``, ``sparse_linear``, ``available``, ``unavailable_reason``); the sparse modules
+are imported on first use only. Triton is imported lazily and once:
 importing this package never fails, ``available()`` says whether the kernels can run here.
 
 Tensors that are not where the kernels run (CPU tensors on a CUDA machine, CUDA tensors under the
@@ -13,7 +16,10 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["available", "kth_magnitude", "nm_mask_prune_", "prune_", "unavailable_reason"]
+__all__ = ["SPARSE_FORMATS", "available", "kth_magnitude", "nm_mask_prune_", "prune_", "sparse_linear",
+           "unavailable_reason"]
+
+SPARSE_FORMATS = ("bsr",)  # sparse_linear formats run here; ops.py runs its reference for others
 
 _reason: str | None = None
 _checked = False
@@ -107,3 +113,32 @@ def nm_mask_prune_(tensor, n: int, m: int):
     with torch.no_grad():
         tensor.copy_(work)
     return mask.to(tensor.device)
+
+
+def sparse_linear(x2, sw, bias=None):
+    """``x2 @ W.T + bias`` for x2 [M, in] and a ``SparseWeight`` in ``SPARSE_FORMATS`` (BSR, any
+    block 4..64): the skinny kernel for M <= 16, the tl.dot kernel above that."""
+    import torch
+
+    from ._common import interpreting, kernel_device
+    from .skinny import SKINNY_MAX_BATCH
+
+    if sw.format not in SPARSE_FORMATS:
+        raise ValueError(f"the Triton backend runs {SPARSE_FORMATS}, not {sw.format!r}")
+    if x2.shape[0] <= SKINNY_MAX_BATCH:
+        from .skinny import skinny_linear as run
+    else:
+        from .bsr import bsr_linear as run
+    dev = x2.device if x2.device.type == "cuda" and not interpreting() else kernel_device()
+    if x2.device == dev and sw.device == dev and (bias is None or bias.device == dev):
+        if dev.type == "cuda" and dev.index != torch.cuda.current_device():
+            with torch.cuda.device(dev):
+                return run(x2, sw, bias)
+        return run(x2, sw, bias)
+    # Not where the kernels run (CPU tensors on a CUDA machine, CUDA ones under the interpreter).
+    from hpo_bench.ops import SparseWeight
+
+    moved = SparseWeight(sw.format, sw.shape, {k: v.to(dev) for k, v in sw.data.items()}, sw.block,
+                         sw.dtype, dev, sw.nnz)
+    out = run(x2.to(dev), moved, None if bias is None else bias.to(dev))
+    return out.to(x2.device)

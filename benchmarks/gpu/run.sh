@@ -5,6 +5,9 @@
 # run.log (everything), steps.tsv (exit code and seconds per step), pruning_gpu.{json,md}.
 # HPO_BENCH_GPU_SMOKE=1: no pip install, a few tests, tiny benchmark sizes (checks this script
 # on a machine without a GPU).
+# HPO_BENCH_GPU_STEPS=all (default) runs every step; =sparse runs only env, install, the sparse
+# inference tests (tests/test_triton_sparse.py) and the sparse benchmark (sparse_gpu.{json,md}),
+# about 2.5 minutes on an H200.
 #
 # To add a benchmark (issue 4: sparse inference), add one `step NAME SECONDS command...` line
 # below, before the summary, and keep the sum of the SECONDS under ~420.
@@ -14,6 +17,8 @@ OUT="${OUT:-./gpu-results}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 SMOKE="${HPO_BENCH_GPU_SMOKE:-0}"
+STEPS="${HPO_BENCH_GPU_STEPS:-all}"
+case "$STEPS" in all|sparse) ;; *) echo "HPO_BENCH_GPU_STEPS must be 'all' or 'sparse', got '$STEPS'"; exit 2;; esac
 exec > >(tee -a "$OUT/run.log") 2>&1
 printf 'step\trc\tseconds\n' > "$OUT/steps.tsv"
 
@@ -61,25 +66,49 @@ bench() {
     fi
 }
 
+sparse_tests() {
+    if [ "$SMOKE" = 1 ]; then
+        TRITON_INTERPRET=1 python3 -m pytest -q -x -p no:cacheprovider tests/test_triton_sparse.py -k "available or fully_dense"
+    else
+        python3 -m pytest -q -p no:cacheprovider tests/test_triton_sparse.py
+    fi
+}
+
+sparse_bench() {
+    if [ "$SMOKE" = 1 ]; then
+        python3 benchmarks/gpu/bench_sparse_gpu.py --smoke --out "$OUT" --budget-s 30
+    else
+        python3 benchmarks/gpu/bench_sparse_gpu.py --out "$OUT" --budget-s 100
+    fi
+}
+
+echo "steps: $STEPS"
 step env 20 bash -c "$(declare -f env_info); env_info"
 if [ "$SMOKE" = 1 ]; then
     echo "smoke: skipping pip install"; export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 elif ! step install 90 bash -c "$(declare -f install); install"; then
     step fallback-path 30 true; fallback_path   # in this shell, so PYTHONPATH sticks
 fi
-if ! step tests 120 bash -c "SMOKE=$SMOKE; $(declare -f tests); tests"; then
+if [ "$STEPS" = all ] && ! step tests 120 bash -c "SMOKE=$SMOKE; $(declare -f tests); tests"; then
     # A misaligned-address or similar fault from the vector-load hints poisons the whole process;
     # retry the kernel tests without hints, and benchmark without them if that helps.
     if step tests-no-hints 60 env HPO_BENCH_TRITON_NO_HINTS=1 bash -c "SMOKE=$SMOKE; $(declare -f tests); tests"; then
         export HPO_BENCH_TRITON_NO_HINTS=1
     fi
 fi
-step bench 150 bash -c "SMOKE=$SMOKE OUT=$OUT; $(declare -f bench); bench"
-if [ "$SMOKE" != 1 ]; then
+if [ "$STEPS" = all ]; then
+    step bench 150 bash -c "SMOKE=$SMOKE OUT=$OUT; $(declare -f bench); bench"
+fi
+if [ "$STEPS" = all ] && [ "$SMOKE" != 1 ]; then
     step evaluate-cuda 60 python3 benchmarks/gpu/evaluate_cuda.py --out "$OUT"
 fi
 # (issue 4: sparse-inference steps go here)
+step sparse-tests 90 bash -c "SMOKE=$SMOKE; $(declare -f sparse_tests); sparse_tests"
+step sparse-bench 150 bash -c "SMOKE=$SMOKE OUT=$OUT; $(declare -f sparse_bench); sparse_bench"
 
 echo; echo "=== steps"; cat "$OUT/steps.tsv"
-echo; echo "=== results ($OUT/pruning_gpu.md)"; cat "$OUT/pruning_gpu.md" 2>/dev/null || echo "(no table)"
+if [ "$STEPS" = all ]; then
+    echo; echo "=== results ($OUT/pruning_gpu.md)"; cat "$OUT/pruning_gpu.md" 2>/dev/null || echo "(no table)"
+fi
+echo; echo "=== results ($OUT/sparse_gpu.md)"; cat "$OUT/sparse_gpu.md" 2>/dev/null || echo "(no table)"
 exit 0
