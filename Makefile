@@ -1,4 +1,5 @@
-# `make run`: the default comparison; `make test`: the test suite. Each sets up .venv on first use.
+# `make run`: the default suite (benchmarks/suites/default.toml; report: runs/make-run/report.md);
+# `make test`: the test suite. Each sets up .venv on first use.
 # torch is installed first and pinned, so pip never swaps in a multi-GB CUDA build on a CPU machine;
 # override with `make TORCH_SPEC='torch==2.11.0' ...` elsewhere.
 PYTHON ?= python3
@@ -18,7 +19,7 @@ $(STAMP): pyproject.toml setup.py $(wildcard csrc/*.cpp csrc/*.h)
 
 run: $(STAMP)
 	mkdir -p runs
-	$(VENV)/bin/hpo-bench compare --problem digits-mlp --methods grid,random,gp,tpe --budget 12 --seeds 3 --out runs/make-run
+	$(VENV)/bin/hpo-bench suite benchmarks/suites/default.toml --out runs/make-run
 
 # The whole suite with the native extension required (no silent fallback) and the Triton kernels
 # under the interpreter, then the kernel-dependent tests again on the pure-torch reference backend.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "magnitude.h"
+#include "spmm.h"
 
 namespace py = pybind11;
 using hpo_native::Segment;
@@ -71,4 +72,50 @@ PYBIND11_MODULE(_native, m) {
       py::arg("ptr"), py::arg("size"), py::arg("dtype"), py::arg("mask"), py::arg("n"),
       py::arg("m"), py::arg("threads"),
       "N:M pruning in place: keep the n largest |w| of every m consecutive; write the uint8 mask.");
+
+  // Sparse inference (csrc/spmm.h): float32 y[batch, rows] = x[batch, cols] @ W.T (+ bias, 0 = none).
+  m.def(
+      "spmm_csr",
+      [](uintptr_t crow, uintptr_t col, int col_bytes, uintptr_t values, int64_t rows, int64_t cols,
+         uintptr_t x, int64_t batch, uintptr_t bias, uintptr_t y, int threads) {
+        py::gil_scoped_release nogil;
+        hpo_native::spmm_csr(reinterpret_cast<const int32_t*>(crow), reinterpret_cast<const void*>(col),
+                             col_bytes, reinterpret_cast<const float*>(values), rows, cols,
+                             {reinterpret_cast<const float*>(x), batch,
+                              reinterpret_cast<const float*>(bias), reinterpret_cast<float*>(y)},
+                             threads);
+      },
+      py::arg("crow"), py::arg("col"), py::arg("col_bytes"), py::arg("values"), py::arg("rows"),
+      py::arg("cols"), py::arg("x"), py::arg("batch"), py::arg("bias"), py::arg("y"), py::arg("threads"),
+      "CSR (int16 or int32 columns) times dense.");
+
+  m.def(
+      "spmm_bsr",
+      [](uintptr_t crow, uintptr_t col, uintptr_t values, int bh, int bw, int64_t rows, int64_t cols,
+         uintptr_t x, int64_t batch, uintptr_t bias, uintptr_t y, int threads) {
+        py::gil_scoped_release nogil;
+        hpo_native::spmm_bsr(reinterpret_cast<const int32_t*>(crow), reinterpret_cast<const int32_t*>(col),
+                             reinterpret_cast<const float*>(values), bh, bw, rows, cols,
+                             {reinterpret_cast<const float*>(x), batch,
+                              reinterpret_cast<const float*>(bias), reinterpret_cast<float*>(y)},
+                             threads);
+      },
+      py::arg("crow"), py::arg("col"), py::arg("values"), py::arg("bh"), py::arg("bw"), py::arg("rows"),
+      py::arg("cols"), py::arg("x"), py::arg("batch"), py::arg("bias"), py::arg("y"), py::arg("threads"),
+      "BSR (bh x bw blocks, zero padded) times dense.");
+
+  m.def(
+      "spmm_bitmask",
+      [](uintptr_t bits, uintptr_t crow, uintptr_t values, int64_t rows, int64_t cols, uintptr_t x,
+         int64_t batch, uintptr_t bias, uintptr_t y, int threads) {
+        py::gil_scoped_release nogil;
+        hpo_native::spmm_bitmask(reinterpret_cast<const uint8_t*>(bits), reinterpret_cast<const int32_t*>(crow),
+                                 reinterpret_cast<const float*>(values), rows, cols,
+                                 {reinterpret_cast<const float*>(x), batch,
+                                  reinterpret_cast<const float*>(bias), reinterpret_cast<float*>(y)},
+                                 threads);
+      },
+      py::arg("bits"), py::arg("crow"), py::arg("values"), py::arg("rows"), py::arg("cols"), py::arg("x"),
+      py::arg("batch"), py::arg("bias"), py::arg("y"), py::arg("threads"),
+      "Bitmask (bit per weight + packed values) times dense.");
 }

@@ -4,6 +4,9 @@
     hpo-bench methods                       the registered search methods
     hpo-bench run --problem P --method M --budget B [--seed S]
     hpo-bench compare --problem P --methods a,b,c --budget B --seeds N
+    hpo-bench profile-kernels [--device cpu|cuda] [--quick]   sparse inference vs dense, here
+    hpo-bench report DIR                    report.md, plots and summary.json of a compare's DIR
+    hpo-bench suite FILE.toml               the comparisons a suite file names, each with its report
 
 Every command takes ``--out DIR`` (JSON results written there) and ``--json`` (print that JSON).
 Bad input ends with one line on stderr and exit status 2, never a traceback; rerunning a command
@@ -276,8 +279,60 @@ def cmd_compare(args: argparse.Namespace) -> None:
     best = max(res.runs, key=lambda r: ((b.values[0] if direction == "maximize" else -b.values[0]) if (b := r.best()) else float("-inf")))  # type: ignore[index]
     if (b := best.best()) is not None:
         lines.append(f"best found: {obj} {_fmt(b.values[0])} by {best.method} seed {best.seed}  ({_config(problem.config(b.params))})")  # type: ignore[index]
-    payload = res.to_dict() | {"device": device}
+    from .harness.report import pairwise_table, write_report
+    from .harness.suite import timing_of
+
+    summary = write_report(out, res)
+    timing = timing_of(res, time.perf_counter() - t0)
+    lines += ["", "paired over seeds:", pairwise_table(summary), "",
+              f"harness overhead: {timing['overhead_s']:.1f} s of {timing['wall_s']:.1f} s wall "
+              f"({timing['overhead_fraction']:.1%}; the rest is evaluation)",
+              f"report: {out / 'report.md'}"]
+    payload = res.to_dict() | {"device": device, "timing": timing}
     _emit(args, payload, "\n".join(lines), out, "compare.json")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from .harness.report import describe, headline, write_report
+
+    out = Path(args.dir)
+    if not out.is_dir():
+        raise UsageError(f"{args.dir!r} is not a directory")
+    summary = write_report(out)
+    text = f"{describe(summary)}\n\n{headline(summary)}\n\nreport: {out / 'report.md'}"
+    _emit(args, summary, text, None, "summary.json")
+
+
+def cmd_suite(args: argparse.Namespace) -> None:
+    from .harness.report import describe, headline, pairwise_table
+    from .harness.suite import load_suite, run_suite
+
+    suite = load_suite(args.file)
+    out = _out_dir(args.out, f"runs/suite-{suite.name}")
+    device = _device(args.device)
+    total = sum(len(c.methods) * len(c.seeds) * c.budget.max_trials for c in suite.comparisons)
+    progress = _Progress(total, f"suite {suite.name}")
+    lines: list[str] = []
+
+    def done(c: Any, r: dict[str, Any]) -> None:
+        t = r["timing"]
+        block = [f"{describe(r['summary'])} on {device} ({t['wall_s']:.0f} s; harness overhead "
+                 f"{t['overhead_fraction']:.1%})", "", headline(r["summary"]), "", pairwise_table(r["summary"]),
+                 f"report: {out / c.name / 'report.md'}", ""]
+        lines.extend(block)
+        if not args.json:
+            progress.bar.clear()
+            print("\n".join(block), flush=True)
+
+    try:
+        payload = run_suite(suite, out, evaluator=lambda p: _evaluator(args, p, device), device=device,
+                            on_trial=progress, on_comparison=done)
+    finally:
+        progress.close()
+    if args.json:
+        print(json.dumps(payload, indent=1, default=str))
+    else:
+        print(f"suite report: {out / 'report.md'}")
 
 
 def _saving(nominal: float, actual: float) -> str:
@@ -298,6 +353,22 @@ def cmd_cache(args: argparse.Namespace) -> None:
         payload = {"cleared": str(store.root)}
         text = f"cleared {store.root}"
     _emit(args, payload, text, None, "cache.json")
+
+
+def cmd_profile_kernels(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from .profile import format_table, plot, profile_kernels
+
+    device = _device(args.device)
+    out = _out_dir(args.out, "runs/profile-kernels")
+    bar = tqdm(desc="profile-kernels", unit="point", file=sys.stderr, leave=False, disable=not sys.stderr.isatty())
+    try:
+        result = profile_kernels(device, quick=args.quick, on_point=lambda p: bar.update(1))
+    finally:
+        bar.close()
+    result["plot"] = str(plot(result, out / "profile.png"))
+    _emit(args, result, f"{format_table(result)}\n\nplot: {result['plot']}", out, "profile.json")
 
 
 # ---------------------------------------------------------------------- parser
@@ -342,6 +413,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--methods", default="grid,random,gp,tpe", help="comma-separated method names")
     sp.add_argument("--seeds", default="5", help="a count (5), a list (0,3,7) or a range (0-4)")
     sp.set_defaults(func=cmd_compare)
+    sp = sub.add_parser("profile-kernels", help="time sparse inference against dense and torch.sparse")
+    common(sp)
+    sp.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="where the kernels run")
+    sp.add_argument("--quick", action="store_true", help="a small grid (seconds), e.g. to check the setup")
+    sp.set_defaults(func=cmd_profile_kernels)
+    sp = sub.add_parser("report", help="report.md, plots and summary.json of a compare's --out DIR")
+    sp.add_argument("dir", help="a directory holding compare.json")
+    sp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sp.set_defaults(func=cmd_report, out=None)
+    sp = sub.add_parser("suite", help="run the comparisons a suite file (TOML) names")
+    common(sp)
+    sp.add_argument("file", help="a suite file, e.g. benchmarks/suites/default.toml")
+    sp.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where evaluation runs")
+    sp.add_argument("--eval-seed", type=int, default=0, help="seed of fine-tuning (data order)")
+    cache_opts(sp)
+    sp.set_defaults(func=cmd_suite)
     sp = sub.add_parser("cache", help="inspect or clean the checkpoint cache")
     sp.add_argument("action", choices=["stats", "verify", "clear"])
     sp.add_argument("--cache", help="cache directory (default $HPO_BENCH_CACHE, else ~/.cache/hpo-bench)")

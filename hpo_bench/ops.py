@@ -424,7 +424,9 @@ def sparse_linear(x: torch.Tensor, weight: SparseWeight, bias: torch.Tensor | No
         out = torch.nn.functional.linear(x2, weight.data["weight"], bias)
     else:
         module = _backend(x.device, backend)
-        if weight.format in getattr(module, "SPARSE_FORMATS", ()):
+        # The torch backend is this module, whose SPARSE_FORMATS lists every format: its product is
+        # the reference, never a call back into sparse_linear.
+        if module is not _load("torch") and weight.format in getattr(module, "SPARSE_FORMATS", ()):
             out = module.sparse_linear(x2, weight, bias)
         else:
             out = ref_sparse_linear(x2, weight, bias)

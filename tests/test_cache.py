@@ -203,3 +203,13 @@ def test_gp_suggestions_are_memoised_in_the_cache(tiny, tmp_path):
     plain = search(tiny, "gp", Budget(trials=7), seed=4)
     assert [t.params for t in again.trials] == [t.params for t in first.trials] == [t.params for t in plain.trials]
     assert store._db.execute("SELECT COUNT(*) FROM memo").fetchone()[0] == n_memo
+
+
+def test_latency_objective_is_served_from_the_cache(tiny, tmp_path):
+    import dataclasses
+
+    timed = dataclasses.replace(tiny, name="tiny-latency", objectives=("accuracy", "latency_ms"))
+    ce = CachingEvaluator(Evaluator(timed), CheckpointStore(tmp_path))
+    first = ce.evaluate({**CFG, "epochs": 1})
+    again = ce.evaluate({**CFG, "epochs": 1})
+    assert again.info["cache"] == "hit" and again.values == first.values and first.values["latency_ms"] > 0

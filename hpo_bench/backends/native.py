@@ -17,8 +17,14 @@ from .. import _native
 if not all(hasattr(_native, f) for f in ("kth_magnitude", "prune", "nm_prune")):
     # A stale build (e.g. the placeholder extension) imports but binds nothing useful.
     raise ImportError("hpo_bench._native is out of date; rebuild it: pip install -e .")
+# A build from before csrc/spmm.cpp still prunes; its sparse products fall to the reference.
+_native_sparse = all(hasattr(_native, f) for f in ("spmm_csr", "spmm_bsr", "spmm_bitmask"))
 
-__all__ = ["kth_magnitude", "nm_mask_prune_", "prune_"]
+__all__ = ["SPARSE_FORMATS", "kth_magnitude", "nm_mask_prune_", "prune_", "sparse_linear"]
+
+#: Formats ``ops.sparse_linear`` hands to this backend (float32 runs in C++; other dtypes go to the
+#: reference, as there is no fast half-precision path on a CPU without native fp16 arithmetic).
+SPARSE_FORMATS = ("csr", "bsr", "bitmask")
 
 _DTYPE_CODE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 
@@ -60,3 +66,29 @@ def nm_mask_prune_(tensor: torch.Tensor, n: int, m: int) -> torch.Tensor:
     )
     _modified([tensor])
     return mask
+
+
+def sparse_linear(x2: torch.Tensor, sw, bias: torch.Tensor | None) -> torch.Tensor:
+    """``x2 @ W.T + bias`` for a contiguous 2-D float32 CPU ``x2`` (csrc/spmm.cpp)."""
+    if x2.dtype != torch.float32 or x2.device.type != "cpu" or not _native_sparse or (
+            bias is not None and bias.dtype != torch.float32):
+        from ..ops import ref_sparse_linear
+
+        return ref_sparse_linear(x2, sw, bias)
+    rows, cols = sw.shape
+    d = sw.data
+    y = torch.empty(x2.shape[0], rows, dtype=x2.dtype)
+    b = bias.contiguous() if bias is not None else None
+    dense = (x2.data_ptr(), x2.shape[0], b.data_ptr() if b is not None else 0, y.data_ptr(),
+             torch.get_num_threads())
+    if sw.format == "csr":
+        _native.spmm_csr(d["crow"].data_ptr(), d["col"].data_ptr(), d["col"].element_size(),
+                         d["values"].data_ptr(), rows, cols, *dense)
+    elif sw.format == "bsr":
+        bh, bw = sw.block
+        _native.spmm_bsr(d["crow"].data_ptr(), d["col"].data_ptr(), d["values"].data_ptr(), bh, bw,
+                         rows, cols, *dense)
+    else:
+        _native.spmm_bitmask(d["bits"].data_ptr(), d["crow"].data_ptr(), d["values"].data_ptr(),
+                             rows, cols, *dense)
+    return y

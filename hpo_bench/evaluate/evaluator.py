@@ -77,6 +77,13 @@ class FineTune:
         self.model = model
         self.pruned = prune_model(model, str(cfg["pattern"]), float(cfg["sparsity"]), evaluator.problem.prunable)
         self.static = static_metrics(model, self.pruned)
+        self.latency_info: dict[str, Any] | None = None
+        if "latency_ms" in evaluator.problem.objectives:
+            # Timed (so only when asked for) on the pruned structure, once, like the static metrics:
+            # a result served from the cache carries the same latency as the run that stored it.
+            from ..compression.sparsify import inference_latency
+
+            self.static["latency_ms"], self.latency_info = inference_latency(model, self._val[0])
         self.optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
         self.epoch = 0
 
@@ -156,6 +163,8 @@ class Evaluator:
     def result(self, run: FineTune, curve: list[float], pruned_at: int | None,
                info: dict[str, Any]) -> EvalResult:
         values = {"accuracy": curve[-1], **run.static}
+        if run.latency_info is not None:
+            info["latency"] = run.latency_info
         return make_result(self.problem, values, curve, int(run.cfg["epochs"]), pruned_at, info)
 
     def evaluate(self, config: Mapping[str, Any], reporter: Reporter | None = None) -> EvalResult:

@@ -1,7 +1,9 @@
 """The budget every method of a comparison gets: trials, and/or nominal fine-tuning epochs."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["Budget"]
 
@@ -27,6 +29,27 @@ class Budget:
     def max_trials(self) -> int:
         """Trials a budget allows at most (epochs alone allow one trial per epoch)."""
         return int(self.trials if self.trials is not None else self.epochs)  # type: ignore[arg-type]
+
+    def trials_for(self, space: Any, fixed: Mapping[str, Any] | None = None, grid: bool = False) -> int:
+        """The trial count a method is built for (``MethodContext.budget_trials``).
+
+        Trials alone: that many. With epochs, a model-based method is sized for the trials the
+        epochs are expected to buy (E / mean epochs of a config, so its random start-up phase does
+        not eat the whole budget), and a grid (``grid=True``) gets the largest budget-matched grid
+        whose total nominal epochs fit in E: every point of it is evaluated, none truncated.
+        """
+        if self.epochs is None:
+            return self.max_trials
+        limit = self.trials if self.trials is not None else int(self.epochs)
+        fixed = fixed or {}
+        if grid:
+            def cost(b: int) -> int:
+                return sum(int(p.get("epochs", fixed.get("epochs", 1))) for p in space.grid(b))
+            fits = [b for b in range(1, limit + 1) if cost(b) <= self.epochs]
+            return max(fits) if fits else 1
+        p = space.get("epochs")  # an Int(low, high) where epochs are searched
+        mean = (p.low + p.high) / 2 if hasattr(p, "low") else float(fixed.get("epochs", 1))
+        return max(1, min(limit, int(self.epochs // max(mean, 1.0))))
 
     def spent(self, trials: int, epochs: int) -> bool:
         return (self.trials is not None and trials >= self.trials) or (

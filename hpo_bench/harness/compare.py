@@ -7,6 +7,7 @@ evaluation seed) serves every run, so the same config gets the same result whate
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from ..problems import Problem, get_problem
 from ..methods.registry import get_method
 from .budget import Budget
 from .runner import RunResult, TrialRecord, default_evaluator, open_storage, search
+from .stats import final
 
 __all__ = ["CompareResult", "MethodSummary", "compare"]
 
@@ -54,6 +56,8 @@ class CompareResult:
     seeds: list[int]
     runs: list[RunResult] = field(default_factory=list)
     baseline: dict[str, Any] | None = None  # the problem's untuned default config and its values
+    wall_seconds: float = 0.0               # this call's wall time (a resumed call: its part only)
+    baseline_seconds: float = 0.0           # of which evaluating the baseline
 
     def by_method(self) -> dict[str, list[RunResult]]:
         out: dict[str, list[RunResult]] = {}
@@ -64,7 +68,7 @@ class CompareResult:
     def summary(self) -> list[MethodSummary]:
         rows = []
         for method, runs in self.by_method().items():
-            finals = [b.values[0] if (b := r.best()) else None for r in runs]  # type: ignore[index]
+            finals = [final(r) for r in runs]  # within the budget (stats.final)
             vals = [f for f in finals if f is not None]
             rows.append(MethodSummary(
                 method=method,
@@ -89,6 +93,8 @@ class CompareResult:
             "budget": self.budget,
             "seeds": self.seeds,
             "baseline": self.baseline,
+            "wall_seconds": self.wall_seconds,
+            "baseline_seconds": self.baseline_seconds,
             "summary": [s.__dict__ for s in self.summary()],
             "runs": [r.to_dict() for r in self.runs],
         }
@@ -140,14 +146,17 @@ def compare(
         problem=problem.name, objectives=list(problem.objectives), directions=problem.directions,
         budget={"trials": budget.trials, "epochs": budget.epochs}, seeds=seeds,
     )
+    t0 = time.perf_counter()
     if with_baseline:
         base_cfg = problem.baseline_config()
         base = evaluator.evaluate(base_cfg)
         result.baseline = {"config": base_cfg, "values": base.values}
+        result.baseline_seconds = time.perf_counter() - t0
     for method in methods:
         for seed in seeds:
             cb = (lambda rec, m=method, s=seed: on_trial(m, s, rec)) if on_trial else None
             result.runs.append(search(problem, method, budget, seed, store, evaluator=evaluator, on_trial=cb))
+            result.wall_seconds = time.perf_counter() - t0
             if out_dir is not None:  # keep what is done on disk as we go
                 write_json_atomic(out_dir / "compare.json", result.to_dict())
     return result

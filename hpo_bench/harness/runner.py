@@ -218,8 +218,11 @@ def search(
         kind = "multi" if problem.multi_objective else "single"
         raise ValueError(f"method {method!r} is {m.objectives}-objective; problem {problem.name!r} is {kind}-objective")
     evaluator = evaluator or default_evaluator(problem, device, eval_seed)
-    ctx = MethodContext(problem.space, int(seed), budget.max_trials, max_epochs(problem),
-                        memo=getattr(evaluator, "store", None))
+    grid = method == "grid"
+    ctx = MethodContext(problem.space, int(seed), budget.trials_for(problem.space, problem.fixed, grid=grid),
+                        max_epochs(problem), memo=getattr(evaluator, "store", None))
+    # a grid stops when its points are done: a rerun must not start a duplicate point
+    limit = len(problem.space.grid(ctx.budget_trials)) if grid else budget.max_trials
     sampler, pruner = m.build(ctx)
     if m.reseed_per_trial:
         sampler = ReseedingSampler(lambda s: m.build(replace(ctx, seed=s))[0], int(seed))
@@ -253,9 +256,9 @@ def search(
 
     start = time.perf_counter()
     trials_done, epochs_done = spent()
-    if not budget.spent(trials_done, epochs_done):
+    if not budget.spent(trials_done, epochs_done) and trials_done < limit:
         study.optimize(
-            objective, n_trials=budget.max_trials - trials_done, catch=(EvaluationFailed,), callbacks=[after]
+            objective, n_trials=limit - trials_done, catch=(EvaluationFailed,), callbacks=[after]
         )
     wall = time.perf_counter() - start
     records = [_record(t) for t in study.get_trials(deepcopy=False) if _counted(t)]

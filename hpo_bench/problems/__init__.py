@@ -4,14 +4,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .base import OBJECTIVES, Objective, Problem, cache_root, dense_state
-from .digits import digits_cnn, digits_mlp, digits_mlp_mo
+from .digits import digits_cnn, digits_mlp, digits_mlp_latency, digits_mlp_mo, digits_mlp_nuisance
+from .synthetic import synthetic_mlp
 
 __all__ = ["OBJECTIVES", "Objective", "PROBLEMS", "Problem", "cache_root", "dense_state", "get_problem"]
 
 PROBLEMS: dict[str, Callable[[], Problem]] = {
     "digits-mlp": digits_mlp,
     "digits-mlp-mo": digits_mlp_mo,
+    "digits-mlp-latency": digits_mlp_latency,
     "digits-cnn": digits_cnn,
+    "digits-mlp-nuisance": digits_mlp_nuisance,
+    "synthetic-mlp": synthetic_mlp,
 }
 
 

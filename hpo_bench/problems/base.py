@@ -37,6 +37,8 @@ OBJECTIVES: dict[str, Objective] = {
         Objective("accuracy", "maximize", "validation accuracy of the pruned, fine-tuned model"),
         Objective("sparsity", "maximize", "fraction of prunable weights that are zero"),
         Objective("size_bytes", "minimize", "model size in bytes, pruned layers stored as CSR"),
+        Objective("latency_ms", "minimize",
+                  "median validation-pass latency after sparsify() (each layer in its fastest format)"),
     )
 }
 

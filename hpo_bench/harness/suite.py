@@ -1,0 +1,213 @@
+"""A suite: comparisons described as data in a TOML file, run one after another.
+
+```toml
+name = "default"                 # optional: the suite's name (default: the file's stem)
+description = "..."              # optional
+seeds = 10                       # default seed count (or a list) for every comparison
+threads = 1                      # optional: torch CPU threads while evaluating (default: torch's)
+
+[[comparison]]
+problem = "digits-mlp"           # a registered problem (`hpo-bench problems`)
+methods = ["grid", "random", "tpe"]
+budget = { epochs = 30 }         # trials and/or epochs, per method and seed
+seeds = 8                        # optional: overrides the suite's
+name = "digits"                  # optional: the comparison's folder (default: the problem)
+problem_args = { width = 2048 }  # optional: keyword arguments of the problem's factory
+```
+
+Each comparison runs into ``OUT/NAME/`` (studies.db, compare.json, its report), so rerunning the
+suite continues where it stopped; ``OUT/report.md`` and ``OUT/suite.json`` gather the headlines.
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .budget import Budget
+
+__all__ = ["Comparison", "Suite", "load_suite"]
+
+_SUITE_KEYS = {"name", "description", "seeds", "threads", "comparison"}
+_CMP_KEYS = {"problem", "methods", "budget", "seeds", "name", "problem_args"}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    name: str
+    problem: str
+    methods: list[str]
+    budget: Budget
+    seeds: list[int]
+    problem_args: dict[str, Any] = field(default_factory=dict)
+
+    def make_problem(self) -> Any:
+        from ..problems import PROBLEMS, get_problem
+
+        if not self.problem_args:
+            return get_problem(self.problem)
+        return PROBLEMS[self.problem](**self.problem_args)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    comparisons: list[Comparison]
+    path: str = ""
+    threads: int | None = None
+
+
+def _seeds(v: Any, where: str) -> list[int]:
+    if isinstance(v, bool):
+        raise ValueError(f"{where}: seeds must be a count or a list of integers, got {v!r}")
+    if isinstance(v, int):
+        if v < 1:
+            raise ValueError(f"{where}: seeds must be >= 1, got {v}")
+        return list(range(v))
+    if isinstance(v, list) and v and all(isinstance(s, int) and not isinstance(s, bool) for s in v):
+        if len(set(v)) != len(v):
+            raise ValueError(f"{where}: seeds repeat: {v}")
+        return list(v)
+    raise ValueError(f"{where}: seeds must be a count or a non-empty list of integers, got {v!r}")
+
+
+def _budget(v: Any, where: str) -> Budget:
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = {"trials": v}
+    if not isinstance(v, dict):
+        raise ValueError(f"{where}: budget must be a table like {{ trials = 16 }} or {{ epochs = 40 }}, got {v!r}")
+    extra = set(v) - {"trials", "epochs"}
+    if extra:
+        raise ValueError(f"{where}: unknown budget key {sorted(extra)[0]!r} (trials, epochs)")
+    try:
+        return Budget(trials=v.get("trials"), epochs=v.get("epochs"))
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Parse and validate a suite file; every error is one line that names the file and the place."""
+    import tomllib
+
+    from ..methods import METHODS
+    from ..problems import PROBLEMS
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"suite file {str(path)!r} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"suite {str(path)!r}: not valid TOML ({e})") from None
+    where = f"suite {path.name}"
+    extra = set(data) - _SUITE_KEYS
+    if extra:
+        raise ValueError(f"{where}: unknown key {sorted(extra)[0]!r}; known: {', '.join(sorted(_SUITE_KEYS))}")
+    cmps = data.get("comparison")
+    if not cmps or not isinstance(cmps, list):
+        raise ValueError(f"{where}: no [[comparison]] table")
+    default_seeds = data.get("seeds")
+    threads = data.get("threads")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise ValueError(f"{where}: threads must be an integer >= 1, got {threads!r}")
+    out, names = [], set()
+    for i, c in enumerate(cmps, start=1):
+        w = f"{where}, comparison {i}"
+        extra = set(c) - _CMP_KEYS
+        if extra:
+            raise ValueError(f"{w}: unknown key {sorted(extra)[0]!r}; known: {', '.join(sorted(_CMP_KEYS))}")
+        for key in ("problem", "methods", "budget"):
+            if key not in c:
+                raise ValueError(f"{w}: missing key {key!r}")
+        problem = c["problem"]
+        if problem not in PROBLEMS:
+            raise ValueError(f"{w}: unknown problem {problem!r}; known: {', '.join(PROBLEMS)}")
+        methods = c["methods"]
+        if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
+            raise ValueError(f"{w}: methods must be a non-empty list of names")
+        for m in methods:
+            if m not in METHODS:
+                raise ValueError(f"{w}: unknown method {m!r}; known: {', '.join(METHODS)}")
+        if "seeds" not in c and default_seeds is None:
+            raise ValueError(f"{w}: missing key 'seeds' (here or at the top of the suite)")
+        seeds = _seeds(c.get("seeds", default_seeds), w)
+        args = c.get("problem_args", {})
+        if not isinstance(args, dict):
+            raise ValueError(f"{w}: problem_args must be a table")
+        params = inspect.signature(PROBLEMS[problem]).parameters
+        for k in args:
+            if k not in params:
+                raise ValueError(f"{w}: problem {problem!r} takes no argument {k!r}"
+                                 + (f"; it takes: {', '.join(params)}" if params else ""))
+        name = str(c.get("name", problem))
+        if name in names or not name or "/" in name:
+            raise ValueError(f"{w}: name {name!r} is empty, has a '/' or repeats another comparison's")
+        names.add(name)
+        out.append(Comparison(name, problem, list(methods), _budget(c["budget"], w), seeds, dict(args)))
+    return Suite(str(data.get("name", path.stem)), str(data.get("description", "")), out, str(path), threads)
+
+
+def run_suite(
+    suite: Suite, out: str | Path, *,
+    evaluator: Callable[[Any], Any] | None = None,
+    device: str = "cpu",
+    on_trial: Callable[[str, int, Any], None] | None = None,
+    on_comparison: Callable[[Comparison, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run every comparison into ``out/NAME`` and write its report; then ``out/report.md`` and
+    ``out/suite.json``. ``evaluator(problem)`` builds each comparison's evaluator (default: the
+    problem's own). Returns the suite's JSON."""
+    from .._io import write_json_atomic, write_text_atomic
+    from .compare import compare
+    from .report import describe, headline, pairwise_table, write_report
+
+    out = Path(out)
+    out.mkdir(exist_ok=True)
+    if suite.threads is not None:
+        import torch
+
+        torch.set_num_threads(suite.threads)
+    results = []
+    md = [f"# Suite {suite.name}", "", suite.description, ""] if suite.description else [f"# Suite {suite.name}", ""]
+    for c in suite.comparisons:
+        problem = c.make_problem()
+        if not all(_supports(m, problem) for m in c.methods):
+            bad = next(m for m in c.methods if not _supports(m, problem))
+            raise ValueError(f"suite {suite.name}, comparison {c.name!r}: method {bad!r} cannot run on {problem.name!r}")
+        d = out / c.name
+        t0 = time.perf_counter()
+        res = compare(problem, c.methods, c.budget, c.seeds, out=d, device=device,
+                      evaluator=evaluator(problem) if evaluator else None, on_trial=on_trial)
+        summary = write_report(d, res)
+        timing = timing_of(res, time.perf_counter() - t0)
+        results.append({"name": c.name, "problem": c.problem, "dir": str(d), "summary": summary, "timing": timing})
+        md += [f"## {c.name}", "", describe(summary) + ".", "", "```", headline(summary), "```", "",
+               "```", pairwise_table(summary), "```", "",
+               f"Full report: [{c.name}/report.md]({c.name}/report.md)", "",
+               f"![best so far]({c.name}/trajectories.png)", ""]
+        if on_comparison:
+            on_comparison(c, results[-1])
+    payload = {"suite": suite.name, "file": suite.path, "comparisons": results}
+    write_json_atomic(out / "suite.json", payload)
+    write_text_atomic(out / "report.md", "\n".join(md))
+    return payload
+
+
+def _supports(method: str, problem: Any) -> bool:
+    from ..methods import get_method
+
+    return get_method(method).supports(problem.multi_objective)
+
+
+def timing_of(res: Any, wall: float) -> dict[str, float]:
+    """Where ``wall`` seconds (compare + report) went: evaluation (trial seconds + the baseline)
+    and the rest, the harness's overhead (samplers, storage, statistics, plots). Meaningful for an
+    uninterrupted call: a resumed one counts earlier calls' trials but only its own wall time."""
+    trial_s = sum(t.seconds for r in res.runs for t in r.trials)
+    overhead = wall - trial_s - res.baseline_seconds
+    return {"wall_s": wall, "trial_s": trial_s, "baseline_s": res.baseline_seconds, "overhead_s": overhead,
+            "overhead_fraction": overhead / wall if wall > 0 else 0.0}
