@@ -373,7 +373,8 @@ def cmd_profile_kernels(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hpo-bench", description=__doc__.split("\n\n")[0].split(": ", 1)[-1],
+    p = argparse.ArgumentParser(prog="hpo-bench", description="Find the best way to prune a neural network with the fewest fine-tuning runs, "
+                                "and prove which search method gets there first.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 

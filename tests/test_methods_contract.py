@@ -136,3 +136,20 @@ def test_grid_is_built_for_the_budget(tiny):
     run = search(tiny, "grid", Budget(trials=12), seed=0)
     assert sorted(map(repr, (t.params for t in run.trials))) == sorted(map(repr, tiny.space.grid(12)))
     assert isinstance(tiny.space["lr"], Float)
+
+
+@pytest.mark.parametrize("method", ["tpe", "gp", "random"])
+def test_resume_after_a_hard_kill_mid_trial_equals_uninterrupted(tiny, tmp_path, method):
+    import optuna
+
+    from hpo_bench.harness.runner import open_storage, study_name
+
+    db = str(tmp_path / "s.db")
+    search(tiny, method, Budget(trials=3), seed=2, storage=db)
+    # A process killed during trial 3 leaves it RUNNING, with no result.
+    study = optuna.load_study(study_name=study_name(tiny.name, method, 2), storage=open_storage(db))
+    study.ask()
+    resumed = search(tiny, method, Budget(trials=6), seed=2, storage=db)
+    fresh = search(tiny, method, Budget(trials=6), seed=2)
+    assert [t.params for t in resumed.trials] == [t.params for t in fresh.trials]
+    assert [t.values for t in resumed.trials] == [t.values for t in fresh.trials]
