@@ -97,40 +97,33 @@ def digits_mlp_nuisance() -> Problem:
     return p
 
 
-def digits_mlp_mo() -> Problem:
+def _digits_mlp_tradeoff(name: str, objectives: tuple[str, str], patterns: list[str], description: str) -> Problem:
+    """The MLP with the sparsity searched too, traded against a second objective (Pareto front)."""
     train, val = digits_data()
     return Problem(
-        name="digits-mlp-mo",
+        name=name,
         model=_mlp,
         train=train,
         val=val,
         space=SearchSpace({
             "sparsity": Float(0.5, 0.98, step=0.01),
-            "pattern": Categorical([*PATTERNS_AT_TARGET, "2:4"]),
+            "pattern": Categorical(patterns),
             **_FINETUNE,
         }),
-        objectives=("accuracy", "sparsity"),
+        objectives=objectives,
         default_config={"sparsity": 0.9, **_DEFAULT},
-        description="MLP on digits: accuracy vs sparsity (Pareto front); 2:4 ignores 'sparsity'",
+        description=description,
     )
+
+
+def digits_mlp_mo() -> Problem:
+    return _digits_mlp_tradeoff("digits-mlp-mo", ("accuracy", "sparsity"), [*PATTERNS_AT_TARGET, "2:4"],
+                                "MLP on digits: accuracy vs sparsity (Pareto front); 2:4 ignores 'sparsity'")
 
 
 def digits_mlp_latency() -> Problem:
-    train, val = digits_data()
-    return Problem(
-        name="digits-mlp-latency",
-        model=_mlp,
-        train=train,
-        val=val,
-        space=SearchSpace({
-            "sparsity": Float(0.5, 0.98, step=0.01),
-            "pattern": Categorical(PATTERNS_AT_TARGET),
-            **_FINETUNE,
-        }),
-        objectives=("accuracy", "latency_ms"),
-        default_config={"sparsity": 0.9, **_DEFAULT},
-        description="MLP on digits: accuracy vs measured latency of the sparsified model (Pareto front)",
-    )
+    return _digits_mlp_tradeoff("digits-mlp-latency", ("accuracy", "latency_ms"), PATTERNS_AT_TARGET,
+                                "MLP on digits: accuracy vs measured latency of the sparsified model (Pareto front)")
 
 
 def digits_cnn() -> Problem:
