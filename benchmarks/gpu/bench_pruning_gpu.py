@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 import traceback
@@ -37,6 +36,7 @@ import torch  # noqa: E402
 
 if ARGS.smoke and torch.cuda.is_available():
     os.environ.pop("TRITON_INTERPRET", None)  # a GPU is there: smoke-test on it
+from _timing import median_ms  # noqa: E402 - sibling module (see _timing.py)
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 DEADLINE = time.monotonic() + ARGS.budget_s
 RESULTS: list[dict] = []
@@ -48,18 +48,7 @@ def log(*a):
 
 
 def bench(fn) -> float:
-    """Median milliseconds of fn() after warm-up."""
-    if DEV == "cuda":
-        import triton.testing
-
-        return float(triton.testing.do_bench(fn, warmup=10, rep=60, return_mode="median"))
-    fn()
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return median_ms(fn, rep_ms=60)
 
 
 def record(group: str, case: dict, method: str, fn, note: str = "") -> float | None:

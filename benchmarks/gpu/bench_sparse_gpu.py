@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 import traceback
@@ -45,6 +44,7 @@ import torch  # noqa: E402
 
 if ARGS.smoke and torch.cuda.is_available():
     os.environ.pop("TRITON_INTERPRET", None)  # a GPU is there: smoke-test on it
+from _timing import median_ms  # noqa: E402 - sibling module (see _timing.py)
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 DEADLINE = time.monotonic() + ARGS.budget_s
 RESULTS: list[dict] = []
@@ -59,18 +59,7 @@ def log(*a):
 
 
 def bench(fn) -> float:
-    """Median milliseconds of fn() after warm-up."""
-    if DEV == "cuda":
-        import triton.testing
-
-        return float(triton.testing.do_bench(fn, warmup=10, rep=40, return_mode="median"))
-    fn()
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return median_ms(fn, rep_ms=40)
 
 
 def timed(fn) -> tuple[float | None, str]:
