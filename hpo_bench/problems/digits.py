@@ -70,19 +70,25 @@ _FINETUNE = {
 _DEFAULT = {"pattern": "unstructured", "lr": 1e-3, "epochs": 2, "batch_size": 64, "weight_decay": 1e-5}
 
 
-def digits_mlp() -> Problem:
+def _pruned_to_target(name: str, model, description: str, **extra) -> Problem:
+    """A single-objective problem: pruned to a fixed 97%, search the pattern and the fine-tune."""
     train, val = digits_data()
     return Problem(
-        name="digits-mlp",
-        model=_mlp,
+        name=name,
+        model=model,
         train=train,
         val=val,
         space=SearchSpace({"pattern": Categorical(PATTERNS_AT_TARGET), **_FINETUNE}),
         objectives=("accuracy",),
         fixed={"sparsity": 0.97},
         default_config=_DEFAULT,
-        description="MLP 64-512-512-10 on sklearn digits, pruned to 97%; maximise accuracy",
+        description=description,
+        **extra,
     )
+
+
+def digits_mlp() -> Problem:
+    return _pruned_to_target("digits-mlp", _mlp, "MLP 64-512-512-10 on sklearn digits, pruned to 97%; maximise accuracy")
 
 
 def digits_mlp_nuisance() -> Problem:
@@ -127,16 +133,5 @@ def digits_mlp_latency() -> Problem:
 
 
 def digits_cnn() -> Problem:
-    train, val = digits_data()
-    return Problem(
-        name="digits-cnn",
-        model=_SmallCNN,
-        train=train,
-        val=val,
-        space=SearchSpace({"pattern": Categorical(PATTERNS_AT_TARGET), **_FINETUNE}),
-        objectives=("accuracy",),
-        fixed={"sparsity": 0.97},
-        default_config=_DEFAULT,
-        pretrain={"epochs": 15, "lr": 1e-3, "batch_size": 64, "seed": 0},
-        description="small CNN on sklearn digits, pruned to 97%; maximise accuracy",
-    )
+    return _pruned_to_target("digits-cnn", _SmallCNN, "small CNN on sklearn digits, pruned to 97%; maximise accuracy",
+                             pretrain={"epochs": 15, "lr": 1e-3, "batch_size": 64, "seed": 0})
