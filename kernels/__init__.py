@@ -115,26 +115,39 @@ def nm_mask_prune_(tensor, n: int, m: int):
     return mask.to(tensor.device)
 
 
+_sparse_runners: tuple | None = None  # (SKINNY_MAX_BATCH, skinny_linear, bsr_linear, interpreting)
+
+
 def sparse_linear(x2, sw, bias=None):
     """``x2 @ W.T + bias`` for x2 [M, in] and a ``SparseWeight`` in ``SPARSE_FORMATS`` (BSR, any
-    block 4..64): the skinny kernel for M <= 16, the tl.dot kernel above that."""
+    block 4..64): the skinny kernel for M <= 16, the tl.dot kernel above that. The launch path is
+    kept lean: at batch 1 the GPU work takes a few µs, so every µs of Python shows."""
+    global _sparse_runners
     import torch
 
-    from ._common import interpreting, kernel_device
-    from .skinny import SKINNY_MAX_BATCH
+    if _sparse_runners is None:
+        from ._common import interpreting
+        from .bsr import bsr_linear
+        from .skinny import SKINNY_MAX_BATCH, skinny_linear
 
+        _sparse_runners = (SKINNY_MAX_BATCH, skinny_linear, bsr_linear, interpreting)
+    skinny_max, skinny_linear, bsr_linear, interpreting = _sparse_runners
     if sw.format not in SPARSE_FORMATS:
         raise ValueError(f"the Triton backend runs {SPARSE_FORMATS}, not {sw.format!r}")
-    if x2.shape[0] <= SKINNY_MAX_BATCH:
-        from .skinny import skinny_linear as run
+    run = skinny_linear if x2.shape[0] <= skinny_max else bsr_linear
+    if x2.is_cuda and not interpreting():
+        dev = x2.device
+        if sw.device == dev and (bias is None or bias.device == dev):
+            if dev.index != torch.cuda.current_device():
+                with torch.cuda.device(dev):
+                    return run(x2, sw, bias)
+            return run(x2, sw, bias)
     else:
-        from .bsr import bsr_linear as run
-    dev = x2.device if x2.device.type == "cuda" and not interpreting() else kernel_device()
-    if x2.device == dev and sw.device == dev and (bias is None or bias.device == dev):
-        if dev.type == "cuda" and dev.index != torch.cuda.current_device():
-            with torch.cuda.device(dev):
-                return run(x2, sw, bias)
-        return run(x2, sw, bias)
+        from ._common import kernel_device
+
+        dev = kernel_device()
+        if x2.device == dev and sw.device == dev and (bias is None or bias.device == dev):
+            return run(x2, sw, bias)
     # Not where the kernels run (CPU tensors on a CUDA machine, CUDA ones under the interpreter).
     from hpo_bench.ops import SparseWeight
 

@@ -13,6 +13,7 @@ concatenated copy and without one launch per tensor. Lists that mix dtypes use f
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -26,13 +27,46 @@ INF_KEY16 = {torch.float16: 0x7C00, torch.bfloat16: 0x7F80}
 INF_KEY32 = 0x7F800000
 
 
+_INTERPRETING = os.environ.get("TRITON_INTERPRET", "") == "1"
+
+
 def interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "") == "1"
+    """Whether the kernels run under Triton's interpreter: read once, as Triton reads it when the
+    kernels below are defined (@triton.jit), which is what decides how they run."""
+    return _INTERPRETING
 
 
 def kernel_device() -> torch.device:
     """Where the kernels run: host memory under the interpreter, else the current CUDA device."""
     return torch.device("cpu") if interpreting() else torch.device("cuda", torch.cuda.current_device())
+
+
+def cdiv(a: int, b: int) -> int:
+    """Ceiling division on the host. (``triton.cdiv`` is a constexpr function there: ~10 µs a
+    call on the launch path of a kernel whose GPU time is a few µs.)"""
+    return -(-a // b)
+
+
+def next_pow2(n: int) -> int:
+    """``triton.next_power_of_2`` on the host without its constexpr-function call cost."""
+    return 1 if n <= 1 else 1 << (n - 1).bit_length()
+
+
+@functools.lru_cache(maxsize=None)
+def sm_count(device: torch.device) -> int:
+    """Streaming multiprocessors of ``device`` (4 under the interpreter or off CUDA: a few programs
+    are enough there to cross every boundary). Cached: it sits on every launch's path."""
+    if interpreting() or device.type != "cuda":
+        return 4
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def check_linear_dtypes(x2: torch.Tensor, values: torch.Tensor, bias: torch.Tensor | None) -> None:
+    """The sparse kernels multiply in x's dtype: a weight (or bias) of another dtype is an error,
+    as in F.linear, not a silent cast (tl.dot rejects mixed operands when compiled)."""
+    if values.dtype != x2.dtype or (bias is not None and bias.dtype != x2.dtype):
+        raise ValueError(f"x is {x2.dtype} but the weight is {values.dtype}"
+                         + ("" if bias is None else f" and the bias {bias.dtype}") + ": cast one to the other")
 
 
 def _fast_histogram() -> bool:

@@ -20,11 +20,13 @@ Reference: ``ops.ref_sparse_linear`` (densify, then F.linear); ``reference`` bel
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import triton
 import triton.language as tl
 
-from ._common import interpreting
+from ._common import cdiv, check_linear_dtypes, interpreting, next_pow2, sm_count
 
 __all__ = ["bsr_config", "bsr_linear", "reference"]
 
@@ -72,21 +74,16 @@ def _bsr_dense_kernel(x_ptr, crow_ptr, col_ptr, val_ptr, bias_ptr, y_ptr,
     tl.store(y, acc.to(y_ptr.dtype.element_ty), mask=m_ok[:, None] & n_ok[None, :])
 
 
-def _sm_count(device: torch.device) -> int:
-    if interpreting() or device.type != "cuda":
-        return 4  # interpreter: a few programs are enough to cross every boundary
-    return torch.cuda.get_device_properties(device).multi_processor_count
-
-
+@functools.lru_cache(maxsize=1024)
 def bsr_config(m: int, block: tuple[int, int], n_block_rows: int, device: torch.device) -> dict:
     """Launch config for ``m`` rows of x: BLOCK_M (the x tile, a power of two in 16..128) is the
     largest that still gives about two programs per SM, so mid-size batches fill the GPU; the
     weight block is the N x K tile. 8 warps for the 128 x 64 tiles, else 4; 3 pipeline stages."""
-    sms = _sm_count(device)
+    sms = sm_count(device)
     block_m = 128
-    while block_m > 16 and triton.cdiv(m, block_m) * n_block_rows < 2 * sms:
+    while block_m > 16 and cdiv(m, block_m) * n_block_rows < 2 * sms:
         block_m //= 2
-    bh_t = max(16, triton.next_power_of_2(block[0]))
+    bh_t = max(16, next_pow2(block[0]))
     num_warps = 8 if block_m * bh_t >= 128 * 64 else 4
     return dict(BLOCK_M=block_m, num_warps=num_warps, num_stages=3)
 
@@ -105,11 +102,12 @@ def bsr_linear(x2: torch.Tensor, sw, bias: torch.Tensor | None = None, *, config
     if m == 0 or n == 0:
         return y
     crow, col, values = sw.data["crow"], sw.data["col"], sw.data["values"]
+    check_linear_dtypes(x2, values, bias)
     nr = crow.numel() - 1
     cfg = dict(bsr_config(m, (bh, bw), nr, x2.device), **(config or {}))
-    bh_t, bw_t = max(16, triton.next_power_of_2(bh)), max(16, triton.next_power_of_2(bw))
+    bh_t, bw_t = max(16, next_pow2(bh)), max(16, next_pow2(bw))
     ieee = x2.dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32
-    grid = (triton.cdiv(m, cfg["BLOCK_M"]) * nr,)
+    grid = (cdiv(m, cfg["BLOCK_M"]) * nr,)
     _bsr_dense_kernel[grid](
         x2, crow, col, values, bias if bias is not None else y, y,
         m, n, k, nr, x2.stride(0), y.stride(0),

@@ -14,7 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import SRC_CODE, load_keys, zero_at
+from ._common import SRC_CODE, cdiv, load_keys, zero_at
 
 NUM_WARPS = 4
 
@@ -66,7 +66,7 @@ def nm_mask_prune_(tensor: torch.Tensor, n: int, m: int) -> torch.Tensor:
     nan = torch.zeros(1, dtype=torch.int32, device=tensor.device)
     bg = _block_groups(m)
     w = tensor.detach()
-    _nm_mask_kernel[(triton.cdiv(groups, bg),)](
+    _nm_mask_kernel[(cdiv(groups, bg),)](
         w, mask.view(torch.int8), nan, groups, M=m, MP=triton.next_power_of_2(m), PRUNE=m - n,
         INF=inf, SRC=SRC_CODE[tensor.dtype], BLOCK_G=bg, num_warps=NUM_WARPS,
     )
@@ -74,7 +74,7 @@ def nm_mask_prune_(tensor: torch.Tensor, n: int, m: int) -> torch.Tensor:
         raise ValueError(f"the tensor contains NaN ({int(nan.item())} values)")
     if n < m:
         block = 8192
-        _zero_pruned_kernel[(triton.cdiv(numel, block),)](
+        _zero_pruned_kernel[(cdiv(numel, block),)](
             w, mask.view(torch.int8), numel, SRC=SRC_CODE[tensor.dtype], BLOCK=block,
             num_warps=NUM_WARPS,
         )

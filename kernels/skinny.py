@@ -25,12 +25,13 @@ Reference: ``ops.ref_sparse_linear``; ``bsr.reference`` is that function.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import triton
 import triton.language as tl
 
-from ._common import interpreting
-from .bsr import _sm_count
+from ._common import cdiv, check_linear_dtypes, interpreting, next_pow2, sm_count
 
 __all__ = ["SKINNY_MAX_BATCH", "TILE", "T_MAX", "skinny_config", "skinny_linear"]
 
@@ -94,6 +95,7 @@ TILE = 4096  # FMA path: fp32 accumulators per program (32 per thread at 4 warps
 T_MAX = 512  # flat weight columns per loop step (NB blocks x BW_T)
 
 
+@functools.lru_cache(maxsize=1024)
 def skinny_config(m: int, block: tuple[int, int], n_block_rows: int, nnzb: int, device: torch.device,
                   use_dot: bool | None = None) -> dict:
     """Launch config. NB (blocks per loop step): up to T_MAX / BW_T, at most the mean number of
@@ -101,18 +103,18 @@ def skinny_config(m: int, block: tuple[int, int], n_block_rows: int, nnzb: int, 
     blocks of >= 16 rows): M_P = SUB_H = 16, T >= 16. FMA path: SUB_H the largest power of two
     <= the block height giving >= 4 programs per SM (at least 4), M_P x SUB_H x T <= TILE."""
     bh, bw = block
-    bw_t = triton.next_power_of_2(bw)
-    mean = triton.next_power_of_2(max(1, -(-nnzb // max(1, n_block_rows))))
+    bw_t = next_pow2(bw)
+    mean = next_pow2(max(1, -(-nnzb // max(1, n_block_rows))))
     nb = max(1, min(T_MAX // bw_t, mean))
     if use_dot is None:
         use_dot = m >= 3 and bh >= 16
     if use_dot:
         nb = max(nb, 16 // bw_t)  # tl.dot's K >= 16
         return dict(USE_DOT=True, SUB_H=16, M_P=16, NB=nb, num_warps=4)
-    m_p = max(2, triton.next_power_of_2(m))  # >= 2: avoids 1-wide blocks (batch 1 wastes no memory)
-    sms = _sm_count(device)
-    sub_h = triton.next_power_of_2(bh)
-    while sub_h > 4 and n_block_rows * triton.cdiv(bh, sub_h) < 4 * sms:
+    m_p = max(2, next_pow2(m))  # >= 2: avoids 1-wide blocks (batch 1 wastes no memory)
+    sms = sm_count(device)
+    sub_h = next_pow2(bh)
+    while sub_h > 4 and n_block_rows * cdiv(bh, sub_h) < 4 * sms:
         sub_h //= 2
     while nb > 1 and m_p * sub_h * nb * bw_t > TILE:
         nb //= 2
@@ -136,14 +138,15 @@ def skinny_linear(x2: torch.Tensor, sw, bias: torch.Tensor | None = None, *, con
     if m == 0 or n == 0:
         return y
     crow, col, values = sw.data["crow"], sw.data["col"], sw.data["values"]
+    check_linear_dtypes(x2, values, bias)
     nr = crow.numel() - 1
     config = config or {}
     cfg = dict(skinny_config(m, (bh, bw), nr, col.numel(), x2.device, config.get("USE_DOT")), **config)
-    if cfg["USE_DOT"] and (cfg["M_P"] < 16 or cfg["SUB_H"] < 16 or cfg["NB"] * triton.next_power_of_2(bw) < 16):
+    if cfg["USE_DOT"] and (cfg["M_P"] < 16 or cfg["SUB_H"] < 16 or cfg["NB"] * next_pow2(bw) < 16):
         raise ValueError(f"the DOT path needs M_P, SUB_H and NB x BW_T >= 16, got {cfg}")
     ieee = x2.dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32
-    sub_h, bw_t = cfg["SUB_H"], triton.next_power_of_2(bw)
-    subs = triton.cdiv(bh, sub_h)
+    sub_h, bw_t = cfg["SUB_H"], next_pow2(bw)
+    subs = cdiv(bh, sub_h)
     _bsr_skinny_kernel[(nr * subs,)](
         x2, crow, col, values, bias if bias is not None else y, y,
         m, n, k, x2.stride(0), y.stride(0),

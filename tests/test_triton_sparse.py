@@ -108,6 +108,17 @@ def test_both_kernels_agree_at_small_batch(batch):
         skinny.skinny_linear(torch.zeros(17, 80, device=DEV), ops.to_sparse(w.to(DEV), "bsr", block=16))
 
 
+@pytest.mark.parametrize("run", [bsr.bsr_linear, skinny.skinny_linear])
+def test_mixed_dtypes_are_a_clear_error(run):
+    # Compiled, tl.dot rejects bf16 x fp32 deep in Triton; the interpreter would compute it: both
+    # kernels refuse at the door instead, naming the dtypes.
+    w = ops.to_sparse(torch.ones(32, 32, device=DEV), "bsr", block=16)
+    with pytest.raises(ValueError, match="bfloat16 but the weight is torch.float32"):
+        run(torch.zeros(4, 32, dtype=torch.bfloat16, device=DEV), w)
+    with pytest.raises(ValueError, match="bias"):
+        run(torch.zeros(4, 32, device=DEV), w, torch.zeros(32, dtype=torch.float16, device=DEV))
+
+
 def test_block_m_tiles_and_skinny_slices():
     # Several x tiles (BLOCK_M 16 forced) and several slices per block-row (SUB_H 8 forced).
     gen = torch.Generator().manual_seed(15)
@@ -118,7 +129,7 @@ def test_block_m_tiles_and_skinny_slices():
     for cfg in (dict(USE_DOT=False, SUB_H=8, NB=1), dict(USE_DOT=False, SUB_H=4, NB=4),
                 dict(USE_DOT=True, NB=1), dict(USE_DOT=True, NB=2)):
         for batch, dtype in ((1, torch.float32), (5, torch.bfloat16), (16, torch.float32)):
-            _check(w, 32, batch, dtype, gen,
+            _check(w.to(dtype), 32, batch, dtype, gen,
                    run=lambda x, sw, b, c=cfg: skinny.skinny_linear(x, sw, b, config=c))
 
 

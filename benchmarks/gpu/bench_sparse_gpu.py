@@ -44,7 +44,7 @@ import torch  # noqa: E402
 
 if ARGS.smoke and torch.cuda.is_available():
     os.environ.pop("TRITON_INTERPRET", None)  # a GPU is there: smoke-test on it
-from _timing import median_ms  # noqa: E402 - sibling module (see _timing.py)
+from _timing import graph_ms, host_us, median_ms  # noqa: E402 - sibling module (see _timing.py)
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 DEADLINE = time.monotonic() + ARGS.budget_s
 RESULTS: list[dict] = []
@@ -62,9 +62,9 @@ def bench(fn) -> float:
     return median_ms(fn, rep_ms=40)
 
 
-def timed(fn) -> tuple[float | None, str]:
+def timed(fn, clock=None) -> tuple[float | None, str]:
     try:
-        return bench(fn), ""
+        return (clock or bench)(fn), ""
     except Exception as e:  # noqa: BLE001 - one failure must not lose the rest
         log(traceback.format_exc(limit=3))
         return None, f"{type(e).__name__}: {str(e)[:120]}"
@@ -148,6 +148,13 @@ def point(shape, block: int, batch: int, sw, w: torch.Tensor, tbsr: TorchBSR, ge
     row["dense_ms"], err = timed(lambda: torch.nn.functional.linear(x, w))
     if err:
         row["dense_error"] = err
+    # The GPU's own time (CUDA graph, no launch cost) and the CPU's cost to issue one call.
+    row["triton_graph_ms"], _ = timed(lambda: ops.sparse_linear(x, sw, backend="triton"), graph_ms)
+    row["dense_graph_ms"], _ = timed(lambda: torch.nn.functional.linear(x, w), graph_ms)
+    row["triton_host_us"], _ = timed(lambda: ops.sparse_linear(x, sw, backend="triton"), host_us)
+    row["dense_host_us"], _ = timed(lambda: torch.nn.functional.linear(x, w), host_us)
+    if row["triton_graph_ms"] and row["dense_graph_ms"]:
+        row["x_vs_dense_graph"] = row["dense_graph_ms"] / row["triton_graph_ms"]
     t0 = time.monotonic()
     fn = None if TorchBSR.spent > TorchBSR.SHARE * ARGS.budget_s else tbsr.pick(x)
     if fn is not None:
@@ -173,8 +180,9 @@ def point(shape, block: int, batch: int, sw, w: torch.Tensor, tbsr: TorchBSR, ge
     if t:
         nbytes = (sum(v.numel() * v.element_size() for v in sw.data.values())
                   + x.numel() * x.element_size() + batch * out_f * x.element_size())
-        row["triton_gbs"] = nbytes / t / 1e6
-        row["triton_tflops"] = 2.0 * batch * sw.data["values"].numel() / t / 1e9
+        tg = row.get("triton_graph_ms") or t
+        row["triton_gbs"] = nbytes / tg / 1e6
+        row["triton_tflops"] = 2.0 * batch * sw.data["values"].numel() / tg / 1e9
         if row.get("dense_ms"):
             row["x_vs_dense"] = row["dense_ms"] / t
         if row.get("torch_bsr_ms"):
@@ -182,7 +190,8 @@ def point(shape, block: int, batch: int, sw, w: torch.Tensor, tbsr: TorchBSR, ge
     if DEV == "cuda":
         torch.cuda.empty_cache()
     RESULTS.append(row)
-    log(f"  {out_f}x{in_f} b{block} batch {batch}: triton {t} ms, dense {row.get('dense_ms')} ms, "
+    log(f"  {out_f}x{in_f} b{block} batch {batch}: triton {t} ms (graph {row.get('triton_graph_ms')}), "
+        f"dense {row.get('dense_ms')} ms (graph {row.get('dense_graph_ms')}), "
         f"torch bsr {row.get('torch_bsr_ms', row.get('torch_bsr_error'))}, err {row['rel_err']:.2e}")
     write()
 
@@ -211,7 +220,7 @@ def sweep(shape, block: int, batch: int, sw, gen):
         if time.monotonic() > DEADLINE:
             log("  sweep: time budget spent")
             return
-        ms, err = timed(fn)
+        ms, err = timed(fn, graph_ms)
         SWEEP.append(dict(out=shape[0], inp=shape[1], block=block, batch=batch, config=name, ms=ms, error=err))
         log(f"  sweep {shape} b{block} batch {batch} {name}: {ms if ms is not None else err}")
         write()
@@ -236,20 +245,27 @@ def write():
         return f"{v:.2f}x" if isinstance(v, float) else "-"
 
     lines = [f"# BSR inference on {meta['device']} (torch {meta['torch']}, triton {meta.get('triton')})", "",
-             f"{meta['dtype'].replace('torch.', '')}, {round(100 * (1 - KEEP))}% of blocks zero; median ms "
-             "(triton.testing.do_bench, L2 flushed); 'x' = times faster than that baseline.", "",
-             "| W out x in | block | batch | path | triton ms | cuBLAS dense ms | torch BSR ms | x vs dense "
+             f"{meta['dtype'].replace('torch.', '')}, {round(100 * (1 - KEEP))}% of blocks zero. Eager: median ms "
+             "of a Python call (triton.testing.do_bench, L2 flushed; a launch slower than the flush is "
+             "counted). Graph: GPU ms alone (CUDA graph of flushed calls, see benchmarks/gpu/_timing.py). "
+             "Host: CPU µs to issue one call. 'x' = times faster than that baseline; GB/s and TFLOP/s "
+             "from the graph time.", "",
+             "| W out x in | block | batch | path | triton eager ms | dense eager ms | x vs dense eager "
+             "| triton graph ms | dense graph ms | x vs dense graph | host µs triton / dense | torch BSR eager ms "
              "| x vs torch BSR | triton GB/s | useful TFLOP/s | rel err vs dense | torch BSR note |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in RESULTS:
         note = r.get("torch_bsr_how", "") if "torch_bsr_ms" in r else r.get("torch_bsr_error", "")[:70]
         err = f"{r['rel_err']:.1e}" + ("" if r["ok"] else " FAIL")
+        host = (f"{r['triton_host_us']:.0f} / {r['dense_host_us']:.0f}"
+                if isinstance(r.get("triton_host_us"), float) and isinstance(r.get("dense_host_us"), float) else "-")
         lines.append(f"| {r['out']}x{r['inp']} | {r['block']} | {r['batch']} | {r['path']} | {ms(r.get('triton_ms'))} "
-                     f"| {ms(r.get('dense_ms'))} | {ms(r.get('torch_bsr_ms'))} | {x(r.get('x_vs_dense'))} "
-                     f"| {x(r.get('x_vs_torch_bsr'))} | {r.get('triton_gbs', 0):.0f} | {r.get('triton_tflops', 0):.1f} "
-                     f"| {err} | {note} |")
+                     f"| {ms(r.get('dense_ms'))} | {x(r.get('x_vs_dense'))} | {ms(r.get('triton_graph_ms'))} "
+                     f"| {ms(r.get('dense_graph_ms'))} | {x(r.get('x_vs_dense_graph'))} | {host} "
+                     f"| {ms(r.get('torch_bsr_ms'))} | {x(r.get('x_vs_torch_bsr'))} | {r.get('triton_gbs', 0):.0f} "
+                     f"| {r.get('triton_tflops', 0):.1f} | {err} | {note} |")
     if SWEEP:
-        lines += ["", "Config sweep (same point, other launch configs):", "",
+        lines += ["", "Config sweep (same point, other launch configs; graph ms):", "",
                   "| W out x in | block | batch | config | ms |", "|---|---|---|---|---|"]
         for s in SWEEP:
             lines.append(f"| {s['out']}x{s['inp']} | {s['block']} | {s['batch']} | {s['config']} "
