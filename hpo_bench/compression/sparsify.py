@@ -57,7 +57,10 @@ def _sync(device: torch.device) -> None:
 
 def time_interleaved(fns: dict[str, Callable[[], Any]], repeats: int, device: torch.device) -> dict[str, float]:
     """Median seconds per call of each fn, timed round-robin so that a burst of load from elsewhere
-    on the machine hits every candidate alike. Fast calls are batched so a sample lasts >= ~0.2 ms."""
+    on the machine hits every candidate alike. Fast calls are batched so a sample lasts >= ~0.2 ms,
+    and (with several fns) every sample follows one untimed call of the same fn: each candidate is timed warm, as a
+    layer called in a loop runs, not in whatever cache and thread state the previous candidate left
+    (a 16 MB dense-sized candidate evicts a 1 MB sparse one from L3 and made it look 3x slower)."""
     inner: dict[str, int] = {}
     for name, fn in fns.items():
         fn()
@@ -69,6 +72,9 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], repeats: int, device: to
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(max(1, repeats)):
         for name, fn in fns.items():
+            if len(fns) > 1:
+                fn()
+                _sync(device)
             t0 = time.perf_counter()
             for _ in range(inner[name]):
                 fn()
