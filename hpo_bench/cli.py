@@ -83,7 +83,9 @@ def _storage(args: argparse.Namespace, out: Path) -> str:
         if "://" not in args.storage and not Path(args.storage).parent.is_dir():
             raise UsageError(f"--storage {args.storage!r}: directory {str(Path(args.storage).parent)!r} does not exist")
         return args.storage
-    return str(out / "studies.db")
+    from .harness.runner import default_storage
+
+    return default_storage(out)
 
 
 def _store(args: argparse.Namespace):
@@ -280,13 +282,12 @@ def cmd_compare(args: argparse.Namespace) -> None:
     if (b := best.best()) is not None:
         lines.append(f"best found: {obj} {_fmt(b.values[0])} by {best.method} seed {best.seed}  ({_config(problem.config(b.params))})")  # type: ignore[index]
     from .harness.report import pairwise_table, write_report
-    from .harness.suite import timing_of
+    from .harness.suite import timing_line, timing_of
 
     summary = write_report(out, res)
     timing = timing_of(res, time.perf_counter() - t0)
     lines += ["", "paired over seeds:", pairwise_table(summary), "",
-              f"harness overhead: {timing['overhead_s']:.1f} s of {timing['wall_s']:.1f} s wall "
-              f"({timing['overhead_fraction']:.1%}; the rest is evaluation)",
+              timing_line(timing),
               f"report: {out / 'report.md'}"]
     payload = res.to_dict() | {"device": device, "timing": timing}
     _emit(args, payload, "\n".join(lines), out, "compare.json")
@@ -305,7 +306,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 def cmd_suite(args: argparse.Namespace) -> None:
     from .harness.report import describe, headline, pairwise_table
-    from .harness.suite import load_suite, run_suite
+    from .harness.suite import load_suite, run_suite, timing_line
 
     suite = load_suite(args.file)
     out = _out_dir(args.out, f"runs/suite-{suite.name}")
@@ -316,8 +317,8 @@ def cmd_suite(args: argparse.Namespace) -> None:
 
     def done(c: Any, r: dict[str, Any]) -> None:
         t = r["timing"]
-        block = [f"{describe(r['summary'])} on {device} ({t['wall_s']:.0f} s; harness overhead "
-                 f"{t['overhead_fraction']:.1%})", "", headline(r["summary"]), "", pairwise_table(r["summary"]),
+        block = [f"{describe(r['summary'])} on {device} ({t['wall_s']:.0f} s)", "", headline(r["summary"]), "",
+                 pairwise_table(r["summary"]), timing_line(t),
                  f"report: {out / c.name / 'report.md'}", ""]
         lines.extend(block)
         if not args.json:
@@ -392,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--budget", type=int, default=None, help="trials per method and seed")
         sp.add_argument("--budget-epochs", type=int, default=None, help="nominal fine-tuning epochs per method and seed")
         sp.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where evaluation runs")
-        sp.add_argument("--storage", help="Optuna storage: a SQLite path or URL (default OUT/studies.db)")
+        sp.add_argument("--storage", help="Optuna storage: a journal file (*.log), a SQLite path or a database URL "
+                        "(default OUT/studies.log)")
         sp.add_argument("--eval-seed", type=int, default=0, help="seed of fine-tuning (data order)")
         cache_opts(sp)
 

@@ -84,7 +84,24 @@ def test_run_prints_best_config_and_writes_json(cli, tmp_path):
     assert "Pareto front" in r.stdout and "best accuracy" in r.stdout and "untuned default" in r.stdout
     data = json.loads((tmp_path / "o" / "run.json").read_text())
     assert len(data["result"]["trials"]) == 3 and data["result"]["pareto"]
-    assert (tmp_path / "o" / "studies.db").exists()
+    assert (tmp_path / "o" / "studies.log").exists() and not (tmp_path / "o" / "studies.db").exists()
+
+
+def test_an_output_directory_with_a_sqlite_ledger_keeps_it(cli, tmp_path):
+    # Written before the journal file became the default: a rerun must resume there, not restart.
+    first = cli("run", "--problem", "tiny", "--method", "random", "--budget", "2", "--out", str(tmp_path / "o"),
+                "--storage", str(tmp_path / "o" / "studies.db"), "--json")
+    assert first.returncode == 0, first.stderr
+    again = cli("run", "--problem", "tiny", "--method", "random", "--budget", "3", "--out", str(tmp_path / "o"), "--json")
+    assert again.returncode == 0, again.stderr
+    assert not (tmp_path / "o" / "studies.log").exists()
+    import optuna
+
+    from hpo_bench.harness.runner import open_storage
+
+    ledger = open_storage(str(tmp_path / "o" / "studies.db"))
+    (study,) = optuna.get_all_study_summaries(ledger)
+    assert study.n_trials == 3  # the two of the first call, and one more
 
 
 def test_compare_summary_table_and_json(cli, tmp_path):

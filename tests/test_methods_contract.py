@@ -99,8 +99,9 @@ def test_method_objective_mismatch_is_clear(tiny, tiny_mo):
         search(tiny_mo, "tpe", 3)
 
 
-def test_resume_continues_the_same_study(tiny, tmp_path):
-    db = str(tmp_path / "s.db")
+@pytest.mark.parametrize("ledger", ["s.db", "s.log"])  # SQLite, Optuna journal file
+def test_resume_continues_the_same_study(tiny, tmp_path, ledger):
+    db = str(tmp_path / ledger)
     first = search(tiny, "tpe", Budget(trials=4), seed=5, storage=db)
     more = search(tiny, "tpe", Budget(trials=6), seed=5, storage=db)
     assert len(more.trials) == 6
@@ -138,13 +139,13 @@ def test_grid_is_built_for_the_budget(tiny):
     assert isinstance(tiny.space["lr"], Float)
 
 
-@pytest.mark.parametrize("method", ["tpe", "gp", "random"])
-def test_resume_after_a_hard_kill_mid_trial_equals_uninterrupted(tiny, tmp_path, method):
+@pytest.mark.parametrize("method,ledger", [("tpe", "s.db"), ("gp", "s.db"), ("random", "s.db"), ("tpe", "s.log")])
+def test_resume_after_a_hard_kill_mid_trial_equals_uninterrupted(tiny, tmp_path, method, ledger):
     import optuna
 
     from hpo_bench.harness.runner import open_storage, study_name
 
-    db = str(tmp_path / "s.db")
+    db = str(tmp_path / ledger)
     search(tiny, method, Budget(trials=3), seed=2, storage=db)
     # A process killed during trial 3 leaves it RUNNING, with no result.
     study = optuna.load_study(study_name=study_name(tiny.name, method, 2), storage=open_storage(db))

@@ -134,3 +134,33 @@ def test_compare_command_writes_the_report(tmp_path, capsys):
         assert (out / name).is_file(), name
     assert main(["report", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["methods"] == ["random", "tpe"]
+
+
+def test_time_spent_choosing_trials_is_measured_apart_from_the_harness(tiny, monkeypatch):
+    # A sampler that takes 50 ms to choose: the run reports at least that much suggestion time,
+    # and timing_of splits the wall time into parts that add up.
+    import time as _time
+
+    from optuna.samplers import RandomSampler
+
+    from hpo_bench.harness.budget import Budget
+    from hpo_bench.harness.compare import compare
+    from hpo_bench.harness.suite import timing_line, timing_of
+    from hpo_bench.methods import registry
+
+    class Slow(RandomSampler):
+        def sample_independent(self, *a, **k):
+            _time.sleep(0.05 / len(tiny.space))
+            return super().sample_independent(*a, **k)
+
+    spec = registry.get_method("random")
+    monkeypatch.setitem(registry.METHODS, "random", registry.Method(
+        spec.name, spec.objectives, spec.description, lambda c: (Slow(seed=c.seed), None)))
+    t0 = _time.perf_counter()
+    res = compare(tiny, ["random"], Budget(trials=3), [0], with_baseline=False)
+    t = timing_of(res, _time.perf_counter() - t0)
+    (run,) = res.runs
+    assert run.suggest_seconds >= 3 * 0.05
+    assert t["suggest_s"] == pytest.approx(run.suggest_seconds)
+    assert t["trial_s"] + t["baseline_s"] + t["suggest_s"] + t["harness_s"] == pytest.approx(t["wall_s"])
+    assert "methods choosing trials" in timing_line(t)

@@ -17,7 +17,7 @@ from .._io import write_json_atomic
 from ..problems import Problem, get_problem
 from ..methods.registry import get_method
 from .budget import Budget
-from .runner import RunResult, TrialRecord, default_evaluator, open_storage, search
+from .runner import RunResult, TrialRecord, default_evaluator, default_storage, open_storage, search
 from .stats import final
 
 __all__ = ["CompareResult", "MethodSummary", "compare"]
@@ -45,6 +45,7 @@ class MethodSummary:
     pruned: int
     failed: int
     seconds: float                      # mean wall time per seed
+    suggest_seconds: float = 0.0        # of which the method choosing its trials (mean per seed)
 
 
 @dataclass
@@ -82,6 +83,7 @@ class CompareResult:
                 pruned=sum(t.state == "PRUNED" for r in runs for t in r.trials),
                 failed=sum(t.state == "FAIL" for r in runs for t in r.trials),
                 seconds=statistics.fmean(r.wall_seconds for r in runs),
+                suggest_seconds=statistics.fmean(r.suggest_seconds for r in runs),
             ))
         return rows
 
@@ -116,7 +118,8 @@ def compare(
 ) -> CompareResult:
     """Run every method with every seed at the same budget and collect the trajectories.
 
-    ``storage`` None -> ``out/studies.db`` when ``out`` is given, else in memory. With ``out``, the
+    ``storage`` None -> ``out/studies.log`` (``runner.default_storage``) when ``out`` is given, else
+    in memory. With ``out``, the
     result is also written to ``out/compare.json``.
     """
     if isinstance(problem, str):
@@ -138,7 +141,7 @@ def compare(
             raise ValueError(f"output directory's parent {str(out_dir.parent)!r} does not exist")
         out_dir.mkdir(exist_ok=True)
     if storage is None and out_dir is not None:
-        storage = str(out_dir / "studies.db")
+        storage = default_storage(out_dir)
     store = open_storage(storage) if storage is None or isinstance(storage, str) else storage
     evaluator = evaluator or default_evaluator(problem, device, eval_seed)
 

@@ -17,11 +17,12 @@ from typing import Any
 from ..evaluate.evaluator import EvaluationFailed, Evaluator
 from ..problems import Problem, get_problem
 from ..methods.registry import MethodContext, get_method
+from ..methods.timing import TimedSampler
 from ..methods.reseeding import ReseedingSampler
 from ..space import Categorical, Float, Int, SearchSpace
 from .budget import Budget
 
-__all__ = ["RunResult", "TrialRecord", "open_storage", "search", "study_name"]
+__all__ = ["RunResult", "TrialRecord", "default_storage", "open_storage", "search", "study_name"]
 
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 
@@ -50,6 +51,7 @@ class RunResult:
     study_name: str
     trials: list[TrialRecord] = field(default_factory=list)
     wall_seconds: float = 0.0
+    suggest_seconds: float = 0.0  # of the wall time, the method choosing trials (methods/timing.py)
 
     # ------------------------------------------------------------------ views
     def complete(self) -> list[TrialRecord]:
@@ -105,13 +107,32 @@ class RunResult:
 
 
 # ---------------------------------------------------------------------- storage
+JOURNAL_SUFFIXES = (".log", ".jsonl", ".journal")
+
+
+def default_storage(out_dir: Path) -> str:
+    """The trial ledger of an output directory: ``studies.log``, an Optuna journal file (an
+    append-only log: ~6x less time per trial than SQLite through SQLAlchemy here, resumable and
+    safe for several processes on one machine, as SQLite is). A directory written before the
+    journal became the default keeps its ``studies.db``, so rerunning there still resumes."""
+    legacy = out_dir / "studies.db"
+    return str(legacy) if legacy.exists() else str(out_dir / "studies.log")
+
+
 def open_storage(storage: str | None) -> Any:
-    """An Optuna storage: None -> in memory; a path or ``sqlite:///path`` -> that SQLite file (its
-    directory must exist); any other URL (``postgresql://...``) is handed to Optuna as is."""
+    """An Optuna storage: None -> in memory; a path ending in .log/.jsonl/.journal -> an Optuna
+    journal file; any other path or ``sqlite:///path`` -> that SQLite file (a path's directory must
+    exist); any other URL (``postgresql://...``, for several machines) is handed to Optuna as is."""
     import optuna
 
     if storage is None:
         return optuna.storages.InMemoryStorage()
+    if "://" not in storage and Path(storage).suffix in JOURNAL_SUFFIXES:
+        if not Path(storage).parent.is_dir():
+            raise ValueError(f"storage directory {str(Path(storage).parent)!r} does not exist")
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(storage))
     url = storage if "://" in storage else f"sqlite:///{storage}"
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///"):])
@@ -226,6 +247,7 @@ def search(
     sampler, pruner = m.build(ctx)
     if m.reseed_per_trial:
         sampler = ReseedingSampler(lambda s: m.build(replace(ctx, seed=s))[0], int(seed))
+    sampler = TimedSampler(sampler)
     pruner = pruner or optuna.pruners.NopPruner()  # create_study's default would be MedianPruner
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     name = study_name(problem.name, method, seed)
@@ -266,7 +288,7 @@ def search(
         problem=problem.name, method=method, seed=int(seed),
         budget={"trials": budget.trials, "epochs": budget.epochs},
         objectives=list(problem.objectives), directions=problem.directions,
-        study_name=name, trials=records, wall_seconds=wall,
+        study_name=name, trials=records, wall_seconds=wall, suggest_seconds=sampler.seconds,
     )
 
 

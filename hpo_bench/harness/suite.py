@@ -15,7 +15,7 @@ name = "digits"                  # optional: the comparison's folder (default: t
 problem_args = { width = 2048 }  # optional: keyword arguments of the problem's factory
 ```
 
-Each comparison runs into ``OUT/NAME/`` (studies.db, compare.json, its report), so rerunning the
+Each comparison runs into ``OUT/NAME/`` (studies.log, compare.json, its report), so rerunning the
 suite continues where it stopped; ``OUT/report.md`` and ``OUT/suite.json`` gather the headlines.
 """
 from __future__ import annotations
@@ -186,7 +186,7 @@ def run_suite(
         timing = timing_of(res, time.perf_counter() - t0)
         results.append({"name": c.name, "problem": c.problem, "dir": str(d), "summary": summary, "timing": timing})
         md += [f"## {c.name}", "", describe(summary) + ".", "", "```", headline(summary), "```", "",
-               "```", pairwise_table(summary), "```", "",
+               "```", pairwise_table(summary), "```", "", timing_line(timing) + ".", "",
                f"Full report: [{c.name}/report.md]({c.name}/report.md)", "",
                f"![best so far]({c.name}/trajectories.png)", ""]
         if on_comparison:
@@ -204,10 +204,27 @@ def _supports(method: str, problem: Any) -> bool:
 
 
 def timing_of(res: Any, wall: float) -> dict[str, float]:
-    """Where ``wall`` seconds (compare + report) went: evaluation (trial seconds + the baseline)
-    and the rest, the harness's overhead (samplers, storage, statistics, plots). Meaningful for an
-    uninterrupted call: a resumed one counts earlier calls' trials but only its own wall time."""
+    """Where ``wall`` seconds (compare + report) went: evaluation (trial seconds + the baseline),
+    the methods choosing their trials (``suggest_s``: GP fits, TPE's estimates; a cost of the
+    method, reported per method too), and the rest, the harness's own overhead (``harness_s``: the
+    trial ledger, bookkeeping, statistics, plots). ``overhead_s`` is everything but evaluation.
+    Meaningful for an uninterrupted call: a resumed one counts earlier calls' trials but only its
+    own wall time."""
     trial_s = sum(t.seconds for r in res.runs for t in r.trials)
+    suggest_s = sum(getattr(r, "suggest_seconds", 0.0) for r in res.runs)
     overhead = wall - trial_s - res.baseline_seconds
+    harness = overhead - suggest_s
+    frac = (lambda v: v / wall if wall > 0 else 0.0)
     return {"wall_s": wall, "trial_s": trial_s, "baseline_s": res.baseline_seconds, "overhead_s": overhead,
-            "overhead_fraction": overhead / wall if wall > 0 else 0.0}
+            "overhead_fraction": frac(overhead), "suggest_s": suggest_s, "suggest_fraction": frac(suggest_s),
+            "harness_s": harness, "harness_fraction": frac(harness)}
+
+
+def timing_line(t: dict[str, float]) -> str:
+    """One line: where a comparison's wall time went (``timing_of``)."""
+    if t["wall_s"] <= 0:
+        return "wall 0 s"
+    evaluation = t["trial_s"] + t["baseline_s"]
+    return (f"wall {t['wall_s']:.1f} s: evaluation {evaluation:.1f} s ({evaluation / t['wall_s']:.1%}), "
+            f"methods choosing trials {t['suggest_s']:.1f} s ({t['suggest_fraction']:.1%}), "
+            f"harness overhead {t['harness_s']:.1f} s ({t['harness_fraction']:.1%})")
