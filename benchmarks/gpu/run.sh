@@ -6,8 +6,9 @@
 # HPO_BENCH_GPU_SMOKE=1: no pip install, a few tests, tiny benchmark sizes (checks this script
 # on a machine without a GPU).
 # HPO_BENCH_GPU_STEPS=all (default) runs every step; =sparse runs only env, install, the sparse
-# inference tests (tests/test_triton_sparse.py) and the sparse benchmark (sparse_gpu.{json,md}),
-# about 2.5 minutes on an H200.
+# inference tests (tests/test_triton_sparse.py, test_cuda_sparse.py: torch's 2:4 and sparsify() on
+# CUDA, test_sparse_ops.py, test_sparsify.py) and the sparse benchmark (sparse_gpu.{json,md}),
+# about 3 minutes on an H200.
 #
 # To add a benchmark (issue 4: sparse inference), add one `step NAME SECONDS command...` line
 # below, before the summary, and keep the sum of the SECONDS under ~420.
@@ -70,7 +71,8 @@ sparse_tests() {
     if [ "$SMOKE" = 1 ]; then
         TRITON_INTERPRET=1 python3 -m pytest -q -x -p no:cacheprovider tests/test_triton_sparse.py -k "available or fully_dense"
     else
-        python3 -m pytest -q -p no:cacheprovider tests/test_triton_sparse.py
+        python3 -m pytest -q -p no:cacheprovider -rs tests/test_triton_sparse.py tests/test_cuda_sparse.py \
+            tests/test_sparse_ops.py tests/test_sparsify.py
     fi
 }
 
@@ -103,7 +105,7 @@ if [ "$STEPS" = all ] && [ "$SMOKE" != 1 ]; then
     step evaluate-cuda 60 python3 benchmarks/gpu/evaluate_cuda.py --out "$OUT"
 fi
 # (issue 4: sparse-inference steps go here)
-step sparse-tests 90 bash -c "SMOKE=$SMOKE; $(declare -f sparse_tests); sparse_tests"
+step sparse-tests 180 bash -c "SMOKE=$SMOKE; $(declare -f sparse_tests); sparse_tests"
 step sparse-bench 150 bash -c "SMOKE=$SMOKE OUT=$OUT; $(declare -f sparse_bench); sparse_bench"
 
 echo; echo "=== steps"; cat "$OUT/steps.tsv"

@@ -32,7 +32,9 @@ from ..nn import SparseLinear
 
 __all__ = ["DEFAULT_FORMATS", "choose_format", "inference_latency", "measure_latency", "sparsify", "time_interleaved"]
 
-DEFAULT_FORMATS = ("dense", "csr", "bsr", "bitmask")
+# 2:4 runs on CUDA only (torch's semi-structured kernels) and only for weights with at most 2
+# nonzeros in every 4: elsewhere it is skipped like any format that cannot hold the weight.
+DEFAULT_FORMATS = ("dense", "csr", "bsr", "bitmask", "2:4")
 
 _CHOICES: dict[str, dict[str, float]] = {}  # key -> {format: median seconds}
 
@@ -118,6 +120,7 @@ def _load_timings(key: dict[str, Any], skey: str) -> dict[str, float]:
             entry = json.loads(_cache_path(key).read_text())
             if entry.get("key") == key:
                 timings = {str(k): float(v) for k, v in entry["seconds"].items()}
+                timings.update({str(f): float("inf") for f in entry.get("unavailable", [])})
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass  # missing or corrupt: measure again
         _CHOICES[skey] = timings
@@ -141,15 +144,21 @@ def choose_format(linear: nn.Linear, x: torch.Tensor, formats: Sequence[str] = D
         for fmt in dict.fromkeys(["dense", *missing]):
             try:
                 sw = ops.to_sparse(w, fmt, block=block)
-            except ValueError:
+                fn = (lambda sw=sw: ops.sparse_linear(x, sw, bias))
+                with torch.no_grad():
+                    fn()  # a kernel may still refuse this shape or dtype (torch's 2:4 has limits)
+            except (ValueError, RuntimeError, NotImplementedError):
+                if fmt == "dense":
+                    raise
                 timings[fmt] = float("inf")
                 continue
-            fns[fmt] = lambda sw=sw: ops.sparse_linear(x, sw, bias)
+            fns[fmt] = fn
         with torch.no_grad():
             timings.update(time_interleaved(fns, repeats, x.device))
         path = _cache_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, {"key": key, "seconds": {k: v for k, v in timings.items() if v != float("inf")}})
+        write_json_atomic(path, {"key": key, "seconds": {k: v for k, v in timings.items() if v != float("inf")},
+                                 "unavailable": sorted(k for k, v in timings.items() if v == float("inf"))})
     dense = timings["dense"]
     best = min(formats, key=lambda f: timings[f])
     if best != "dense" and timings[best] * margin >= dense:
