@@ -124,3 +124,15 @@ def test_own_model_example_runs():
     assert "3 trials; best accuracy" in r.stdout
     acc = float(r.stdout.split("best accuracy ")[1].split()[0])
     assert acc > 0.6  # two balanced classes: better than chance after pruning 90% and fine-tuning
+
+
+def test_python_dash_m_runs_the_cli():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "hpo_bench", "methods"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "tpe-hyperband" in r.stdout
+    bad = subprocess.run([sys.executable, "-m", "hpo_bench", "run", "--problem", "nope"], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and "unknown problem 'nope'" in bad.stderr

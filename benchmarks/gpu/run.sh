@@ -8,7 +8,9 @@
 # HPO_BENCH_GPU_STEPS=all (default) runs every step; =sparse runs only env, install, the sparse
 # inference tests (tests/test_triton_sparse.py, test_cuda_sparse.py: torch's 2:4 and sparsify() on
 # CUDA, test_sparse_ops.py, test_sparsify.py) and the sparse benchmark (sparse_gpu.{json,md}),
-# about 3 minutes on an H200.
+# about 3 minutes on an H200. =suite runs only env, install and benchmarks/gpu/suite_smoke.toml (the
+# GPU suite's problem at 3 methods x 2 seeds x 12 epochs, --device cuda; suite.json,
+# suite_report.md, suite_trajectories.png), about 3 minutes.
 #
 # To add a benchmark (issue 4: sparse inference), add one `step NAME SECONDS command...` line
 # below, before the summary, and keep the sum of the SECONDS under ~420.
@@ -19,7 +21,7 @@ mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 SMOKE="${HPO_BENCH_GPU_SMOKE:-0}"
 STEPS="${HPO_BENCH_GPU_STEPS:-all}"
-case "$STEPS" in all|sparse) ;; *) echo "HPO_BENCH_GPU_STEPS must be 'all' or 'sparse', got '$STEPS'"; exit 2;; esac
+case "$STEPS" in all|sparse|suite) ;; *) echo "HPO_BENCH_GPU_STEPS must be 'all', 'sparse' or 'suite', got '$STEPS'"; exit 2;; esac
 exec > >(tee -a "$OUT/run.log") 2>&1
 printf 'step\trc\tseconds\n' > "$OUT/steps.tsv"
 
@@ -105,6 +107,15 @@ if [ "$STEPS" = all ] && [ "$SMOKE" != 1 ]; then
     step evaluate-cuda 60 python3 benchmarks/gpu/evaluate_cuda.py --out "$OUT"
 fi
 # (issue 4: sparse-inference steps go here)
+if [ "$STEPS" = suite ]; then
+    SUITE_OUT="$(mktemp -d)/gpu-suite"
+    step suite 260 python3 -m hpo_bench suite benchmarks/gpu/suite_smoke.toml --device cuda --no-cache --out "$SUITE_OUT"
+    cp "$SUITE_OUT/suite.json" "$OUT/suite.json" 2>/dev/null
+    cp "$SUITE_OUT/synthetic-mlp-large/report.md" "$OUT/suite_report.md" 2>/dev/null
+    cp "$SUITE_OUT/synthetic-mlp-large/trajectories.png" "$OUT/suite_trajectories.png" 2>/dev/null
+    echo; echo "=== steps"; cat "$OUT/steps.tsv"
+    exit 0
+fi
 step sparse-tests 180 bash -c "SMOKE=$SMOKE; $(declare -f sparse_tests); sparse_tests"
 step sparse-bench 150 bash -c "SMOKE=$SMOKE OUT=$OUT; $(declare -f sparse_bench); sparse_bench"
 
