@@ -136,3 +136,12 @@ def test_python_dash_m_runs_the_cli():
     bad = subprocess.run([sys.executable, "-m", "hpo_bench", "run", "--problem", "nope"], capture_output=True,
                          text=True, timeout=120)
     assert bad.returncode == 2 and "unknown problem 'nope'" in bad.stderr
+
+
+def test_progress_lines_for_unattended_logs(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("HPO_BENCH_PROGRESS", "lines")
+    r = cli("compare", "--problem", "tiny", "--methods", "random", "--budget", "2", "--seeds", "1",
+            "--out", str(tmp_path / "c"), "--no-cache")
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if " trial " in ln]
+    assert len(lines) == 2 and all(ln.startswith("[") and "random seed 0" in ln and "epochs" in ln for ln in lines)

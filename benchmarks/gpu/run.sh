@@ -9,8 +9,11 @@
 # inference tests (tests/test_triton_sparse.py, test_cuda_sparse.py: torch's 2:4 and sparsify() on
 # CUDA, test_sparse_ops.py, test_sparsify.py) and the sparse benchmark (sparse_gpu.{json,md}),
 # about 3 minutes on an H200. =suite runs only env, install and benchmarks/gpu/suite_smoke.toml (the
-# GPU suite's problem at 3 methods x 2 seeds x 12 epochs, --device cuda; suite.json,
-# suite_report.md, suite_trajectories.png), about 3 minutes.
+# GPU suite's network on 100k samples, 3 methods x 2 seeds x 8 epochs, --device cuda; suite.json,
+# suite_report.md, suite_trajectories.png, one progress line per trial in run.log). It needs
+# optuna's and matplotlib's wheels carried (benchmarks/gpu/fetch_wheels.sh). On 2026-11-27 it did
+# not finish within its 200 s step on an H200 (no per-trial log then): size it from the progress
+# lines of the next run.
 #
 # To add a benchmark (issue 4: sparse inference), add one `step NAME SECONDS command...` line
 # below, before the summary, and keep the sum of the SECONDS under ~420.
@@ -108,8 +111,11 @@ if [ "$STEPS" = all ] && [ "$SMOKE" != 1 ]; then
 fi
 # (issue 4: sparse-inference steps go here)
 if [ "$STEPS" = suite ]; then
+    # optuna and matplotlib are not on the lent machine: benchmarks/gpu/fetch_wheels.sh + carry .wheels
+    [ -d .wheels ] && step wheels 60 python3 -m pip install -q --no-index --find-links .wheels optuna matplotlib tqdm
     SUITE_OUT="$(mktemp -d)/gpu-suite"
-    step suite 260 python3 -m hpo_bench suite benchmarks/gpu/suite_smoke.toml --device cuda --no-cache --out "$SUITE_OUT"
+    export HPO_BENCH_PROGRESS=lines  # one line per trial in run.log: a run cut by the limit shows how far it got
+    step suite 200 python3 -m hpo_bench suite benchmarks/gpu/suite_smoke.toml --device cuda --no-cache --out "$SUITE_OUT"
     cp "$SUITE_OUT/suite.json" "$OUT/suite.json" 2>/dev/null
     cp "$SUITE_OUT/synthetic-mlp-large/report.md" "$OUT/suite_report.md" 2>/dev/null
     cp "$SUITE_OUT/synthetic-mlp-large/trajectories.png" "$OUT/suite_trajectories.png" 2>/dev/null
