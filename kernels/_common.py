@@ -69,6 +69,29 @@ def check_linear_dtypes(x2: torch.Tensor, values: torch.Tensor, bias: torch.Tens
                          + ("" if bias is None else f" and the bias {bias.dtype}") + ": cast one to the other")
 
 
+def bsr_operands(x2: torch.Tensor, sw, bias: torch.Tensor | None):
+    """What both BSR launchers (bsr.py, skinny.py) start with: x with contiguous rows, the output
+    [M, out] allocated in x's dtype, and the weight's (crow, col, values) with the dtypes checked;
+    ``None`` for those when the product is empty (the output is then returned as it is)."""
+    assert sw.format == "bsr" and sw.block is not None
+    if x2.stride(-1) != 1:
+        x2 = x2.contiguous()
+    y = torch.empty((x2.shape[0], sw.shape[0]), dtype=x2.dtype, device=x2.device)
+    if y.numel() == 0:
+        return x2, y, None
+    crow, col, values = sw.data["crow"], sw.data["col"], sw.data["values"]
+    check_linear_dtypes(x2, values, bias)
+    return x2, y, (crow, col, values)
+
+
+def dot_flags(x2: torch.Tensor) -> tuple[str, bool]:
+    """(PRECISION, UPCAST) of the BSR kernels: tl.dot's input precision for x's dtype (IEEE for
+    float32 unless TF32 is allowed), and whether to upcast bf16 tiles (the interpreter only: its
+    bf16 tl.dot is wrong, triton 3.9)."""
+    ieee = x2.dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32
+    return ("ieee" if ieee else "tf32"), _INTERPRETING and x2.dtype == torch.bfloat16
+
+
 def _fast_histogram() -> bool:
     # Triton < 3.7 lowers tl.histogram with warp ballots: cost grows with the bin count, so fewer
     # bits per pass (more passes) win there. 3.7+ uses one shared-memory atomic per element.

@@ -26,7 +26,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import cdiv, check_linear_dtypes, interpreting, next_pow2, sm_count
+from ._common import bsr_operands, cdiv, dot_flags, next_pow2, sm_count
 
 __all__ = ["bsr_config", "bsr_linear", "reference"]
 
@@ -92,28 +92,22 @@ def bsr_linear(x2: torch.Tensor, sw, bias: torch.Tensor | None = None, *, config
                ) -> torch.Tensor:
     """``x2 @ W.T + bias`` for x2 [M, in] (rows contiguous) and a BSR ``SparseWeight`` on the
     kernels' device; returns [M, out] in x2's dtype. ``config`` overrides ``bsr_config``."""
-    assert sw.format == "bsr" and sw.block is not None
-    m, k = x2.shape
-    n = sw.shape[0]
-    bh, bw = sw.block
-    if x2.stride(-1) != 1:
-        x2 = x2.contiguous()
-    y = torch.empty((m, n), dtype=x2.dtype, device=x2.device)
-    if m == 0 or n == 0:
+    x2, y, arrays = bsr_operands(x2, sw, bias)
+    if arrays is None:
         return y
-    crow, col, values = sw.data["crow"], sw.data["col"], sw.data["values"]
-    check_linear_dtypes(x2, values, bias)
+    crow, col, values = arrays
+    (m, k), n, (bh, bw) = x2.shape, sw.shape[0], sw.block
     nr = crow.numel() - 1
     cfg = dict(bsr_config(m, (bh, bw), nr, x2.device), **(config or {}))
     bh_t, bw_t = max(16, next_pow2(bh)), max(16, next_pow2(bw))
-    ieee = x2.dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32
     grid = (cdiv(m, cfg["BLOCK_M"]) * nr,)
+    precision, upcast = dot_flags(x2)
     _bsr_dense_kernel[grid](
         x2, crow, col, values, bias if bias is not None else y, y,
         m, n, k, nr, x2.stride(0), y.stride(0),
         BH=bh, BW=bw, BH_T=bh_t, BW_T=bw_t, BLOCK_M=cfg["BLOCK_M"],
         EVEN_BLOCK=(bh == bh_t and bw == bw_t), HAS_BIAS=bias is not None,
-        PRECISION="ieee" if ieee else "tf32", UPCAST=interpreting() and x2.dtype == torch.bfloat16,
+        PRECISION=precision, UPCAST=upcast,
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )
     return y

@@ -31,7 +31,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import cdiv, check_linear_dtypes, interpreting, next_pow2, sm_count
+from ._common import bsr_operands, cdiv, dot_flags, next_pow2, sm_count
 
 __all__ = ["SKINNY_MAX_BATCH", "TILE", "T_MAX", "skinny_config", "skinny_linear"]
 
@@ -126,32 +126,26 @@ def skinny_config(m: int, block: tuple[int, int], n_block_rows: int, nnzb: int, 
 def skinny_linear(x2: torch.Tensor, sw, bias: torch.Tensor | None = None, *, config: dict | None = None
                   ) -> torch.Tensor:
     """``x2 @ W.T + bias`` for x2 [M <= 16, in] and a BSR ``SparseWeight`` on the kernels' device."""
-    assert sw.format == "bsr" and sw.block is not None
-    m, k = x2.shape
-    if m > SKINNY_MAX_BATCH:
-        raise ValueError(f"the skinny kernel takes at most {SKINNY_MAX_BATCH} rows, got {m}")
-    n = sw.shape[0]
-    bh, bw = sw.block
-    if x2.stride(-1) != 1:
-        x2 = x2.contiguous()
-    y = torch.empty((m, n), dtype=x2.dtype, device=x2.device)
-    if m == 0 or n == 0:
+    if x2.shape[0] > SKINNY_MAX_BATCH:
+        raise ValueError(f"the skinny kernel takes at most {SKINNY_MAX_BATCH} rows, got {x2.shape[0]}")
+    x2, y, arrays = bsr_operands(x2, sw, bias)
+    if arrays is None:
         return y
-    crow, col, values = sw.data["crow"], sw.data["col"], sw.data["values"]
-    check_linear_dtypes(x2, values, bias)
+    crow, col, values = arrays
+    (m, k), n, (bh, bw) = x2.shape, sw.shape[0], sw.block
     nr = crow.numel() - 1
     config = config or {}
     cfg = dict(skinny_config(m, (bh, bw), nr, col.numel(), x2.device, config.get("USE_DOT")), **config)
     if cfg["USE_DOT"] and (cfg["M_P"] < 16 or cfg["SUB_H"] < 16 or cfg["NB"] * next_pow2(bw) < 16):
         raise ValueError(f"the DOT path needs M_P, SUB_H and NB x BW_T >= 16, got {cfg}")
-    ieee = x2.dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32
     sub_h, bw_t = cfg["SUB_H"], next_pow2(bw)
+    precision, upcast = dot_flags(x2)
     subs = cdiv(bh, sub_h)
     _bsr_skinny_kernel[(nr * subs,)](
         x2, crow, col, values, bias if bias is not None else y, y,
         m, n, k, x2.stride(0), y.stride(0),
         BH=bh, BW=bw, BW_T=bw_t, SUB_H=sub_h, SUBS=subs, M_P=cfg["M_P"], NB=cfg["NB"],
-        HAS_BIAS=bias is not None, USE_DOT=cfg["USE_DOT"], PRECISION="ieee" if ieee else "tf32",
-        UPCAST=interpreting() and x2.dtype == torch.bfloat16, num_warps=cfg["num_warps"],
+        HAS_BIAS=bias is not None, USE_DOT=cfg["USE_DOT"], PRECISION=precision, UPCAST=upcast,
+        num_warps=cfg["num_warps"],
     )
     return y
