@@ -11,7 +11,6 @@ on a >= 50M-parameter MLP; N:M 2:4 (triton) vs the torch reference and a read pa
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -20,31 +19,14 @@ import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from _script import log, start  # noqa: E402 - sibling module (see _script.py); imports no torch
 
-def parse():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--smoke", action="store_true", help="tiny sizes, CPU, Triton interpreter")
-    p.add_argument("--out", default=os.environ.get("OUT") or "gpu-results")
-    p.add_argument("--budget-s", type=float, default=200.0, help="stop starting new measurements after this")
-    return p.parse_args()
-
-
-ARGS = parse()
-if ARGS.smoke:
-    os.environ.setdefault("TRITON_INTERPRET", "1")
+ARGS, DEADLINE = start(__doc__, 200.0, "stop starting new measurements after this")
 import torch  # noqa: E402
 
-if ARGS.smoke and torch.cuda.is_available():
-    os.environ.pop("TRITON_INTERPRET", None)  # a GPU is there: smoke-test on it
 from _timing import median_ms  # noqa: E402 - sibling module (see _timing.py)
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
-DEADLINE = time.monotonic() + ARGS.budget_s
 RESULTS: list[dict] = []
-os.makedirs(ARGS.out, exist_ok=True)
-
-
-def log(*a):
-    print(*a, flush=True)
 
 
 def bench(fn) -> float:

@@ -18,7 +18,6 @@ after which no new point starts. ``--smoke``: tiny sizes on CPU under the Triton
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -27,35 +26,18 @@ import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from _script import log, start  # noqa: E402 - sibling module (see _script.py); imports no torch
 
-def parse():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--smoke", action="store_true", help="tiny sizes, CPU, Triton interpreter")
-    p.add_argument("--out", default=os.environ.get("OUT") or "gpu-results")
-    p.add_argument("--budget-s", type=float, default=110.0, help="start no new point after this")
-    p.add_argument("--batches", default="", help="comma-separated batch sizes (default 1,16,128,1024,4096)")
-    return p.parse_args()
-
-
-ARGS = parse()
-if ARGS.smoke:
-    os.environ.setdefault("TRITON_INTERPRET", "1")
+ARGS, DEADLINE = start(__doc__, 110.0, "start no new point after this", lambda p: p.add_argument(
+    "--batches", default="", help="comma-separated batch sizes (default 1,16,128,1024,4096)"))
 import torch  # noqa: E402
 
-if ARGS.smoke and torch.cuda.is_available():
-    os.environ.pop("TRITON_INTERPRET", None)  # a GPU is there: smoke-test on it
 from _timing import graph_ms, host_us, median_ms  # noqa: E402 - sibling module (see _timing.py)
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
-DEADLINE = time.monotonic() + ARGS.budget_s
 RESULTS: list[dict] = []
 SWEEP: list[dict] = []
-os.makedirs(ARGS.out, exist_ok=True)
 DTYPE = torch.bfloat16 if DEV == "cuda" else torch.float32  # the interpreter's bf16 is slow
 KEEP = 0.10  # fraction of nonzero blocks
-
-
-def log(*a):
-    print(*a, flush=True)
 
 
 def bench(fn) -> float:
