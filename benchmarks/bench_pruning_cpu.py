@@ -23,14 +23,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def two_threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(old)
-
-
 def _fifty(gen, dtype=torch.float32):
     sizes = [N // 50 + (i % 7) * 31 for i in range(49)]
     sizes.append(N - sum(sizes))

@@ -27,14 +27,6 @@ with warnings.catch_warnings():
     W_CSR = W.to_sparse_csr()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def two_threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(old)
-
-
 def _paths(x):
     return {
         "dense": lambda: F.linear(x, W),
