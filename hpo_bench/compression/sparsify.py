@@ -60,9 +60,10 @@ def _sync(device: torch.device) -> None:
 def time_interleaved(fns: dict[str, Callable[[], Any]], repeats: int, device: torch.device) -> dict[str, float]:
     """Median seconds per call of each fn, timed round-robin so that a burst of load from elsewhere
     on the machine hits every candidate alike. Fast calls are batched so a sample lasts >= ~0.2 ms,
-    and (with several fns) every sample follows one untimed call of the same fn: each candidate is timed warm, as a
-    layer called in a loop runs, not in whatever cache and thread state the previous candidate left
-    (a 16 MB dense-sized candidate evicts a 1 MB sparse one from L3 and made it look 3x slower)."""
+    and (with several fns) every sample follows one untimed call of the same fn: each candidate is
+    timed warm, as a layer called in a loop runs, not in whatever cache and thread state the
+    previous candidate left (a 16 MB dense-sized candidate evicts a 1 MB sparse one from L3 and
+    made it look 3x slower)."""
     inner: dict[str, int] = {}
     for name, fn in fns.items():
         fn()

@@ -119,8 +119,7 @@ def compare(
     """Run every method with every seed at the same budget and collect the trajectories.
 
     ``storage`` None -> ``out/studies.log`` (``runner.default_storage``) when ``out`` is given, else
-    in memory. With ``out``, the
-    result is also written to ``out/compare.json``.
+    in memory. With ``out``, the result is also written to ``out/compare.json``.
     """
     if isinstance(problem, str):
         problem = get_problem(problem)

@@ -127,17 +127,15 @@ def open_storage(storage: str | None) -> Any:
 
     if storage is None:
         return optuna.storages.InMemoryStorage()
-    if "://" not in storage and Path(storage).suffix in JOURNAL_SUFFIXES:
-        if not Path(storage).parent.is_dir():
-            raise ValueError(f"storage directory {str(Path(storage).parent)!r} does not exist")
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(JournalFileBackend(storage))
     url = storage if "://" in storage else f"sqlite:///{storage}"
-    if url.startswith("sqlite:///"):
+    if url.startswith("sqlite:///"):  # a file here, journal or SQLite
         path = Path(url[len("sqlite:///"):])
         if not path.parent.is_dir():
             raise ValueError(f"storage directory {str(path.parent)!r} does not exist")
+        if "://" not in storage and path.suffix in JOURNAL_SUFFIXES:
+            from optuna.storages.journal import JournalFileBackend
+
+            return optuna.storages.JournalStorage(JournalFileBackend(storage))
     if not url.startswith("sqlite"):
         return optuna.storages.RDBStorage(url)
     storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})

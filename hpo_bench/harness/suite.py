@@ -211,7 +211,7 @@ def timing_of(res: Any, wall: float) -> dict[str, float]:
     Meaningful for an uninterrupted call: a resumed one counts earlier calls' trials but only its
     own wall time."""
     trial_s = sum(t.seconds for r in res.runs for t in r.trials)
-    suggest_s = sum(getattr(r, "suggest_seconds", 0.0) for r in res.runs)
+    suggest_s = sum(r.suggest_seconds for r in res.runs)
     overhead = wall - trial_s - res.baseline_seconds
     harness = overhead - suggest_s
     frac = (lambda v: v / wall if wall > 0 else 0.0)

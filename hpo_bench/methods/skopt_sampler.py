@@ -49,9 +49,10 @@ class SkoptGPSampler(BaseSampler):
         self._n_initial_points = int(n_initial_points)
         self._acq_func = acq_func
         # The acquisition search: skopt samples acq_points candidates and polishes the best
-        # acq_restarts of them with L-BFGS. skopt's defaults (10,000 and 5) cost 0.5-0.7 s per
+        # acq_restarts of them with L-BFGS. skopt's defaults (10,000 and 5) cost 0.49-0.76 s per
         # trial on a 2-core CPU with 15-40 told points, about as long as a digits fine-tune; these
-        # cost 0.25-0.45 s, most of it the GP fit itself. Pass skopt's values for its exact behaviour.
+        # cost 0.27-0.29 s, most of it the GP fit itself (benchmarks/harness_overhead.py). Pass
+        # skopt's values for its exact behaviour.
         self._acq_kwargs = {"n_points": int(acq_points), "n_restarts_optimizer": int(acq_restarts)}
         self._fallback = RandomSampler(seed=seed)
         self._memo = memo
