@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from . import ops
+from ._text import table
 from .compression.sparsify import device_name, time_interleaved
 
 __all__ = ["GRID", "QUICK_GRID", "format_table", "plot", "profile_kernels"]
@@ -137,8 +138,6 @@ def table_row(p: dict[str, Any]) -> list[Any]:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    from .cli import table
-
     head = f"{result['device']}, {result['dtype']}; speedups are dense time / path time (medians)"
     return head + "\n\n" + table(TABLE_HEADERS, [table_row(p) for p in result["points"]])
 

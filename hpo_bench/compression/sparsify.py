@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .. import ops
-from .._io import write_json_atomic
+from .._io import cache_root, write_json_atomic
 from ..nn import SparseLinear
 
 __all__ = ["DEFAULT_FORMATS", "choose_format", "inference_latency", "measure_latency", "sparsify", "time_interleaved"]
@@ -108,8 +108,6 @@ def _key(w: torch.Tensor, batch: int, block: int) -> dict[str, Any]:
 
 
 def _cache_path(key: dict[str, Any]):
-    from ..problems.base import cache_root
-
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     return cache_root() / "formats" / f"{digest}.json"
 
