@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 
 from hpo_bench.evaluate import Evaluator
-from hpo_bench.evaluate.cache import CachingEvaluator, CheckpointStore
+from hpo_bench.evaluate import CachingEvaluator, CheckpointStore
 from hpo_bench.harness import Budget, compare, search
+from hpo_bench.harness.report import summarize
 from hpo_bench.problems import Problem, get_problem
 from hpo_bench.space import Categorical, SearchSpace
 
@@ -27,9 +28,10 @@ METHODS = ["grid", "random", "gp", "tpe"]
 
 def default_comparison(cache: Path, out: Path) -> dict:
     problem = get_problem("digits-mlp")
-    ev = CachingEvaluator(Evaluator(problem), CheckpointStore(cache))
+    store = CheckpointStore(cache)
+    ev = CachingEvaluator(Evaluator(problem), store)
     t0 = time.perf_counter()
-    res = compare(problem, METHODS, Budget(trials=12), range(3), out=out, evaluator=ev)
+    res = compare(problem, METHODS, Budget(trials=12), range(3), out=out, evaluator=ev, memo=store)
     wall = time.perf_counter() - t0
     per_method = {}
     for m, runs in res.by_method().items():
@@ -38,7 +40,7 @@ def default_comparison(cache: Path, out: Path) -> dict:
         per_method[m] = {"nominal": nominal, "actual": actual, "saved": 1 - actual / nominal}
     nominal = sum(r.nominal_epochs for r in res.runs)
     actual = sum(r.actual_epochs for r in res.runs)
-    finals = {m: s.finals for m, s in ((s.method, s) for s in res.summary())}
+    finals = {m: row["finals"] for m, row in summarize(res)["summary"].items()}
     return {"wall_s": wall, "nominal": nominal, "actual": actual, "per_method": per_method, "finals": finals}
 
 

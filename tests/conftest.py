@@ -46,3 +46,13 @@ def tiny():
 @pytest.fixture(scope="session")
 def tiny_mo():
     return tiny_problem(multi_objective=True)
+
+
+@pytest.fixture
+def tiny_registry(monkeypatch):
+    """The real CLI and suites over the tiny problems (milliseconds per fine-tune), registered as
+    ``tiny`` and ``tiny-mo`` beside the real ones for the test's duration."""
+    from hpo_bench import problems
+
+    monkeypatch.setitem(problems.PROBLEMS, "tiny", tiny_problem)
+    monkeypatch.setitem(problems.PROBLEMS, "tiny-mo", lambda: tiny_problem(multi_objective=True))

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from hpo_bench.evaluate import Evaluator
-from hpo_bench.evaluate.cache import CachingEvaluator, CheckpointStore
+from hpo_bench.evaluate import CachingEvaluator, CheckpointStore
 from hpo_bench.harness import Budget, compare
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,7 +112,7 @@ def test_eviction_keeps_the_results(tiny, tmp_path):
 
 _WRITER = """
 import sys, torch
-from hpo_bench.evaluate.cache import CheckpointStore
+from hpo_bench.evaluate import CheckpointStore
 store = CheckpointStore(sys.argv[1])
 big = {"w": torch.randn(1_000_000)}
 for i in range(10_000):
@@ -144,7 +144,7 @@ import json, sys
 sys.path.insert(0, sys.argv[3])
 from conftest import tiny_problem
 from hpo_bench.evaluate import Evaluator
-from hpo_bench.evaluate.cache import CachingEvaluator, CheckpointStore
+from hpo_bench.evaluate import CachingEvaluator, CheckpointStore
 p = tiny_problem()
 ce = CachingEvaluator(Evaluator(p), CheckpointStore(sys.argv[1]))
 out = {}
@@ -174,7 +174,7 @@ def test_two_processes_fill_one_cache(tmp_path, tiny):
 def test_table_problem_answers_a_filled_grid_from_the_cache(tiny, tmp_path, monkeypatch):
     from hpo_bench import problems
     from hpo_bench.harness import search
-    from hpo_bench.problems.table import table_problem
+    from hpo_bench.evaluate.table import table_problem
 
     monkeypatch.setitem(problems.PROBLEMS, "tiny", lambda: tiny)
     ce = CachingEvaluator(Evaluator(tiny), CheckpointStore(tmp_path))
@@ -189,17 +189,17 @@ def test_table_problem_answers_a_filled_grid_from_the_cache(tiny, tmp_path, monk
     for t in run.complete()[:3]:  # the table's answers are the real evaluations
         assert t.curve == fresh.evaluate(tiny.config(t.params)).curve
     with pytest.raises(ValueError, match="holds no result"):
-        table.make_evaluator("cpu", 0).evaluate(tiny.config({**grid.trials[0].params, "lr": 0.5}))
+        table.evaluator_factory("cpu", 0).evaluate(tiny.config({**grid.trials[0].params, "lr": 0.5}))
 
 
 def test_gp_suggestions_are_memoised_in_the_cache(tiny, tmp_path):
     from hpo_bench.harness import search
 
     store = CheckpointStore(tmp_path)
-    first = search(tiny, "gp", Budget(trials=7), seed=4, evaluator=CachingEvaluator(Evaluator(tiny), store))
+    first = search(tiny, "gp", Budget(trials=7), seed=4, evaluator=CachingEvaluator(Evaluator(tiny), store), memo=store)
     n_memo = store._db.execute("SELECT COUNT(*) FROM memo").fetchone()[0]
     assert n_memo == 7
-    again = search(tiny, "gp", Budget(trials=7), seed=4, evaluator=CachingEvaluator(Evaluator(tiny), store))
+    again = search(tiny, "gp", Budget(trials=7), seed=4, evaluator=CachingEvaluator(Evaluator(tiny), store), memo=store)
     plain = search(tiny, "gp", Budget(trials=7), seed=4)
     assert [t.params for t in again.trials] == [t.params for t in first.trials] == [t.params for t in plain.trials]
     assert store._db.execute("SELECT COUNT(*) FROM memo").fetchone()[0] == n_memo

@@ -12,15 +12,7 @@ from hpo_bench.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def tiny_registry(monkeypatch):
-    """The real CLI over the tiny problems (milliseconds per fine-tune) besides the real ones."""
-    from conftest import tiny_problem
-
-    from hpo_bench import problems
-
-    monkeypatch.setitem(problems.PROBLEMS, "tiny", tiny_problem)
-    monkeypatch.setitem(problems.PROBLEMS, "tiny-mo", lambda: tiny_problem(multi_objective=True))
+pytestmark = pytest.mark.usefixtures("tiny_registry")  # conftest.py: the tiny problems by name
 
 
 class Result:
@@ -97,7 +89,7 @@ def test_an_output_directory_with_a_sqlite_ledger_keeps_it(cli, tmp_path):
     assert not (tmp_path / "o" / "studies.log").exists()
     import optuna
 
-    from hpo_bench.harness.runner import open_storage
+    from hpo_bench.harness.storage import open_storage
 
     ledger = open_storage(str(tmp_path / "o" / "studies.db"))
     (study,) = optuna.get_all_study_summaries(ledger)

@@ -143,7 +143,7 @@ def test_grid_is_built_for_the_budget(tiny):
 def test_resume_after_a_hard_kill_mid_trial_equals_uninterrupted(tiny, tmp_path, method, ledger):
     import optuna
 
-    from hpo_bench.harness.runner import open_storage, study_name
+    from hpo_bench.harness.storage import open_storage, study_name
 
     db = str(tmp_path / ledger)
     search(tiny, method, Budget(trials=3), seed=2, storage=db)

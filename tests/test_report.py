@@ -6,8 +6,8 @@ import json
 import pytest
 
 from hpo_bench.harness import Budget, compare, search
-from hpo_bench.harness.report import load_compare, write_report
-from hpo_bench.harness.stats import hypervolume_2d, summarize, within_budget
+from hpo_bench.harness.report import load_compare, summarize, within_budget, write_report
+from hpo_bench.harness.stats import hypervolume_2d
 from hpo_bench.methods import METHODS
 
 SINGLE = [m for m, spec in METHODS.items() if spec.supports(False)]
@@ -34,10 +34,10 @@ def _grid_cost(problem, b):
 
 def test_grid_for_an_epoch_budget_is_the_largest_that_fits(tiny):
     for cap in (1, 4, 9, 20):
-        b = Budget(epochs=cap).trials_for(tiny.space, tiny.fixed, grid=True)
+        b = Budget(epochs=cap).trials_for(tiny.space, tiny.fixed, budget_matched=True)
         assert b == 1 or _grid_cost(tiny, b) <= cap
         assert all(_grid_cost(tiny, b2) > cap for b2 in range(b + 1, cap + 1))
-    assert Budget(trials=3, epochs=100).trials_for(tiny.space, tiny.fixed, grid=True) == 3
+    assert Budget(trials=3, epochs=100).trials_for(tiny.space, tiny.fixed, budget_matched=True) == 3
 
 
 def test_equal_epoch_budget_for_every_method(tiny):
@@ -47,7 +47,7 @@ def test_equal_epoch_budget_for_every_method(tiny):
     for r in res.runs:
         assert sum(t.nominal_epochs for t in within_budget(r)) <= cap, r.method
         if r.method == "grid":                      # the largest grid that fits, run whole, not cut
-            b = Budget(epochs=cap).trials_for(tiny.space, tiny.fixed, grid=True)
+            b = Budget(epochs=cap).trials_for(tiny.space, tiny.fixed, budget_matched=True)
             assert sorted(map(repr, (t.params for t in r.trials))) == sorted(map(repr, tiny.space.grid(b)))
             assert r.nominal_epochs <= cap
         else:                                       # ran until spent; only the last trial crosses it

@@ -25,7 +25,13 @@ def test_invalid_parameters_name_the_parameter(param, message):
 
 
 def test_bool_and_int_choices_are_distinct():
-    SearchSpace({"c": Categorical([1, True, "1"])})  # 1 == True in Python, but they are different choices
+    # 1 == True in Python, but they are different choices: none is taken for a duplicate, and each
+    # comes back from the grid and from skopt as itself, type included
+    s = SearchSpace({"c": Categorical([1, True, "1"])})
+    assert [(v, type(v)) for v in s.grid_levels(3)["c"]] == [(1, int), (True, bool), ("1", str)]
+    for v in (1, True, "1"):
+        back = s.from_skopt(s.to_skopt_point({"c": v}))["c"]
+        assert (back, type(back)) == (v, type(v))
 
 
 def test_to_optuna_distributions():

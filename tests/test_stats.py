@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from hpo_bench.harness.compare import CompareResult
-from hpo_bench.harness.runner import RunResult, TrialRecord
+from hpo_bench.harness.report.summary import final, summarize, within_budget
+from hpo_bench.harness.results import CompareResult, RunResult, TrialRecord
 from hpo_bench.harness.stats import (
-    _ranks, average_ranks, final, hypervolume_2d, median_iqr, prob_beats, quantile, summarize,
-    within_budget, wilcoxon,
+    _ranks, average_ranks, hypervolume_2d, median_iqr, prob_beats, quantile, wilcoxon,
 )
 
 A = [0.91, 0.93, 0.90, 0.95, 0.92, 0.94, 0.89, 0.96, 0.93, 0.90]

@@ -13,14 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SUITES = sorted((ROOT / "benchmarks" / "suites").glob("*.toml"))
 
 
-@pytest.fixture(autouse=True)
-def tiny_registry(monkeypatch):
-    from conftest import tiny_problem
-
-    from hpo_bench import problems
-
-    monkeypatch.setitem(problems.PROBLEMS, "tiny", tiny_problem)
-    monkeypatch.setitem(problems.PROBLEMS, "tiny-mo", lambda: tiny_problem(multi_objective=True))
+pytestmark = pytest.mark.usefixtures("tiny_registry")  # conftest.py: the tiny problems by name
 
 
 @pytest.mark.parametrize("path", SUITES, ids=[p.stem for p in SUITES])
@@ -145,7 +138,7 @@ def test_time_spent_choosing_trials_is_measured_apart_from_the_harness(tiny, mon
 
     from hpo_bench.harness.budget import Budget
     from hpo_bench.harness.compare import compare
-    from hpo_bench.harness.suite import timing_line, timing_of
+    from hpo_bench.harness.timing import timing_line, timing_of
     from hpo_bench.methods import registry
 
     class Slow(RandomSampler):

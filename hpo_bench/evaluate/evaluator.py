@@ -1,61 +1,28 @@
 """Compress -> fine-tune -> score: the one thing every trial of every method pays for.
 
-The result is a pure function of (problem fingerprint, config, evaluation seed) (invariant 1): the
-dense model is the problem's pre-trained one, pruning is deterministic (ops), epoch e's data order
-and random state depend on (seed, e) only, and the learning rate does not depend on the total epoch
+``Evaluator`` implements the evaluator protocol of base.py by training. The result is a pure
+function of (problem fingerprint, config, evaluation seed) (invariant 1): the dense model is the
+problem's pre-trained one (pretrained.py), pruning is deterministic (ops), epoch e's data order and
+random state depend on (seed, e) only, and the learning rate does not depend on the total epoch
 count. So a fine-tune can stop after any epoch, be saved (``FineTune.state()``) and resumed later
 (``FineTune.load_state()``) to give bit-identical weights and metrics (invariant 2): that is what the
-caching evaluator (cache.py) builds on.
-
-After every epoch the validation metric goes to the ``reporter``; if it answers True (an Optuna
-pruner said "stop"), fine-tuning stops there and the result says at which epoch.
+caching evaluator (cached.py) builds on.
 """
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from ..compression.pruning import PruneResult, model_size_bytes, prune_model
-from ..problems.base import Problem, dense_state
+from ..problems import Problem
+from .base import EvalResult, EvaluationFailed, Reporter, check_config, make_result, should_stop
+from .pretrained import dense_state
 from .training import DivergedError, as_tensors, evaluate_accuracy, train_epoch
 
-__all__ = ["EvalResult", "EvaluationFailed", "Evaluator", "FineTune", "Reporter", "REQUIRED_KEYS"]
-
-#: ``reporter(epoch, value) -> stop?``; epoch counts from 1.
-Reporter = Callable[[int, float], bool]
-
-REQUIRED_KEYS = ("sparsity", "pattern", "lr", "epochs")
-DEFAULTS = {"batch_size": 64, "weight_decay": 0.0}
-
-
-class EvaluationFailed(RuntimeError):
-    """The configuration could not be evaluated (e.g. the fine-tune diverged); ``reason`` says why."""
-
-    def __init__(self, reason: str, curve: list[float] | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.curve = curve or []
-
-
-@dataclass
-class EvalResult:
-    values: dict[str, float]            # objective name -> value
-    curve: list[float]                  # validation accuracy after each fine-tuning epoch
-    epochs_requested: int
-    pruned_at: int | None = None        # epoch after which a pruner stopped it, else None
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def nominal_epochs(self) -> int:
-        """Epochs this result costs without any cache: all requested, or those before the stop."""
-        return self.pruned_at if self.pruned_at is not None else self.epochs_requested
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["Evaluator", "FineTune", "static_metrics"]
 
 
 def static_metrics(model: torch.nn.Module, pruned: PruneResult) -> dict[str, float]:
@@ -67,12 +34,12 @@ def static_metrics(model: torch.nn.Module, pruned: PruneResult) -> dict[str, flo
 class FineTune:
     """One configuration's pruned model in the middle of its fine-tune: ``epoch`` epochs done."""
 
-    def __init__(self, evaluator: Evaluator, cfg: dict[str, Any]):
+    def __init__(self, evaluator: Evaluator, cfg: dict[str, Any], dense: Mapping[str, torch.Tensor]):
         self.cfg = cfg
         self.seed = evaluator.seed
         self._train, self._val = evaluator.data()
         model = evaluator.problem.model()
-        model.load_state_dict(evaluator.dense())
+        model.load_state_dict(dense)
         model.to(evaluator.device)
         self.model = model
         self.pruned = prune_model(model, str(cfg["pattern"]), float(cfg["sparsity"]), evaluator.problem.prunable)
@@ -127,14 +94,12 @@ class FineTune:
 
 
 class Evaluator:
-    """Evaluates configs of one problem on one device with one evaluation seed."""
+    """Evaluates configs of one problem on one device with one evaluation seed, by training."""
 
-    def __init__(self, problem: Problem, device: str | torch.device = "cpu", seed: int = 0,
-                 dense: Callable[[Problem], Mapping[str, torch.Tensor]] = dense_state):
+    def __init__(self, problem: Problem, device: str | torch.device = "cpu", seed: int = 0):
         self.problem = problem
         self.device = torch.device(device)
         self.seed = int(seed)
-        self._dense_loader = dense
         self._data: tuple[Any, Any] | None = None
 
     def data(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
@@ -142,30 +107,21 @@ class Evaluator:
             self._data = (as_tensors(self.problem.train, self.device), as_tensors(self.problem.val, self.device))
         return self._data
 
-    def dense(self) -> Mapping[str, torch.Tensor]:
-        return self._dense_loader(self.problem)
-
     def check_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        missing = [k for k in REQUIRED_KEYS if k not in config]
-        if missing:
-            raise ValueError(
-                f"config lacks {missing}: put them in the problem's space or its fixed constants"
-            )
-        cfg = {**DEFAULTS, **config}
-        if int(cfg["epochs"]) < 1:
-            raise ValueError(f"config 'epochs' must be >= 1, got {cfg['epochs']!r}")
-        return cfg
+        return check_config(config)
 
-    def start(self, config: Mapping[str, Any]) -> FineTune:
-        """The pruned model of ``config``, before its first fine-tuning epoch."""
-        return FineTune(self, self.check_config(config))
+    def start(self, config: Mapping[str, Any], dense: Mapping[str, torch.Tensor] | None = None) -> FineTune:
+        """The pruned model of ``config``, before its first fine-tuning epoch. ``dense``: the dense
+        weights to prune (default: ``dense_state(problem)``, kept in memory only)."""
+        cfg = self.check_config(config)
+        return FineTune(self, cfg, dense if dense is not None else dense_state(self.problem))
 
     def result(self, run: FineTune, curve: list[float], pruned_at: int | None,
                info: dict[str, Any]) -> EvalResult:
         values = {"accuracy": curve[-1], **run.static}
         if run.latency_info is not None:
             info["latency"] = run.latency_info
-        return make_result(self.problem, values, curve, int(run.cfg["epochs"]), pruned_at, info)
+        return make_result(self.problem.objectives, values, curve, int(run.cfg["epochs"]), pruned_at, info)
 
     def evaluate(self, config: Mapping[str, Any], reporter: Reporter | None = None) -> EvalResult:
         start = time.perf_counter()
@@ -179,17 +135,9 @@ class Evaluator:
                 curve.append(run.train_epoch())
             except EvaluationFailed as e:
                 raise EvaluationFailed(e.reason, curve) from None
-            if reporter is not None and reporter(epoch, curve[-1]) and epoch < epochs:
+            if should_stop(reporter, epoch, curve[-1], epochs):
                 pruned_at = epoch
                 break
         info = {"accuracy_before_finetune": acc_before, "device": str(self.device), "epochs_trained": len(curve),
                 "seconds": time.perf_counter() - start, "skipped_layers": run.pruned.skipped}
         return self.result(run, curve, pruned_at, info)
-
-
-def make_result(problem: Problem, values: Mapping[str, float], curve: list[float], epochs: int,
-                pruned_at: int | None, info: dict[str, Any]) -> EvalResult:
-    """An EvalResult with the problem's objectives first, then the other metrics."""
-    ordered = {o: float(values[o]) for o in problem.objectives}
-    ordered.update({k: float(v) for k, v in values.items() if k not in ordered})
-    return EvalResult(values=ordered, curve=list(curve), epochs_requested=epochs, pruned_at=pruned_at, info=info)

@@ -5,7 +5,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Budget"]
+__all__ = ["DEFAULT_TRIALS", "Budget"]
+
+#: The budget of ``search``, ``compare`` and the CLI when none is given: trials per method and seed.
+DEFAULT_TRIALS = 16
 
 
 @dataclass(frozen=True)
@@ -30,19 +33,27 @@ class Budget:
         """Trials a budget allows at most (epochs alone allow one trial per epoch)."""
         return int(self.trials if self.trials is not None else self.epochs)  # type: ignore[arg-type]
 
-    def trials_for(self, space: Any, fixed: Mapping[str, Any] | None = None, grid: bool = False) -> int:
+    @classmethod
+    def of(cls, budget: "Budget | int | None") -> "Budget":
+        """A ``Budget`` from what a caller gave: a Budget, a trial count, or None (the default)."""
+        if isinstance(budget, Budget):
+            return budget
+        return cls(trials=DEFAULT_TRIALS if budget is None else budget)
+
+    def trials_for(self, space: Any, fixed: Mapping[str, Any] | None = None, budget_matched: bool = False) -> int:
         """The trial count a method is built for (``MethodContext.budget_trials``).
 
         Trials alone: that many. With epochs, a model-based method is sized for the trials the
         epochs are expected to buy (E / mean epochs of a config, so its random start-up phase does
-        not eat the whole budget), and a grid (``grid=True``) gets the largest budget-matched grid
-        whose total nominal epochs fit in E: every point of it is evaluated, none truncated.
+        not eat the whole budget), and a budget-matched method (``Method.budget_matched``: the grid)
+        gets the largest grid whose total nominal epochs fit in E: every point of it is evaluated,
+        none truncated.
         """
         if self.epochs is None:
             return self.max_trials
         limit = self.trials if self.trials is not None else int(self.epochs)
         fixed = fixed or {}
-        if grid:
+        if budget_matched:
             def cost(b: int) -> int:
                 return sum(int(p.get("epochs", fixed.get("epochs", 1))) for p in space.grid(b))
             fits = [b for b in range(1, limit + 1) if cost(b) <= self.epochs]

@@ -10,157 +10,21 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
-from ..evaluate.evaluator import EvaluationFailed, Evaluator
-from ..problems import Problem, get_problem
-from ..methods.registry import MethodContext, get_method
-from ..methods.timing import TimedSampler
+from ..evaluate import EvaluationFailed, EvaluatorLike, load_problem, make_evaluator
+from ..methods.ledger import INTERRUPTED, counted
+from ..methods.registry import MethodContext, check_method
 from ..methods.reseeding import ReseedingSampler
+from ..methods.timing import TimedSampler
+from ..problems import Problem
 from ..space import Categorical, Float, Int, SearchSpace
 from .budget import Budget
+from .results import RunResult, TrialRecord
+from .storage import open_storage, study_name
 
-__all__ = ["RunResult", "TrialRecord", "default_storage", "open_storage", "search", "study_name"]
-
-FINISHED = ("COMPLETE", "PRUNED", "FAIL")
-
-
-@dataclass
-class TrialRecord:
-    number: int
-    state: str                          # COMPLETE | PRUNED | FAIL
-    params: dict[str, Any]
-    values: list[float] | None          # objective values in the problem's order (COMPLETE only)
-    curve: list[float]
-    nominal_epochs: int
-    actual_epochs: int
-    seconds: float
-    fail_reason: str | None = None
-
-
-@dataclass
-class RunResult:
-    problem: str
-    method: str
-    seed: int
-    budget: dict[str, int | None]
-    objectives: list[str]
-    directions: list[str]
-    study_name: str
-    trials: list[TrialRecord] = field(default_factory=list)
-    wall_seconds: float = 0.0
-    suggest_seconds: float = 0.0  # of the wall time, the method choosing trials (methods/timing.py)
-
-    # ------------------------------------------------------------------ views
-    def complete(self) -> list[TrialRecord]:
-        return [t for t in self.trials if t.state == "COMPLETE" and t.values is not None]
-
-    def _key(self, t: TrialRecord) -> float:
-        v = t.values[0]  # type: ignore[index]
-        return v if self.directions[0] == "maximize" else -v
-
-    def best(self) -> TrialRecord | None:
-        """The best complete trial by the primary objective (earliest on ties)."""
-        done = self.complete()
-        return max(done, key=lambda t: (self._key(t), -t.number)) if done else None
-
-    def best_so_far(self) -> list[float | None]:
-        """Best primary objective after each spent trial (None before the first complete one)."""
-        out: list[float | None] = []
-        best: TrialRecord | None = None
-        for t in self.trials:
-            if t.state == "COMPLETE" and t.values is not None and (best is None or self._key(t) > self._key(best)):
-                best = t
-            out.append(None if best is None else best.values[0])  # type: ignore[index]
-        return out
-
-    def pareto(self) -> list[TrialRecord]:
-        """Complete trials no other complete trial dominates (all objectives, their directions)."""
-        done = self.complete()
-        signs = [1.0 if d == "maximize" else -1.0 for d in self.directions]
-
-        def dominates(a: TrialRecord, b: TrialRecord) -> bool:
-            av = [s * v for s, v in zip(signs, a.values)]  # type: ignore[arg-type]
-            bv = [s * v for s, v in zip(signs, b.values)]  # type: ignore[arg-type]
-            return all(x >= y for x, y in zip(av, bv)) and any(x > y for x, y in zip(av, bv))
-
-        return [t for t in done if not any(dominates(o, t) for o in done if o is not t)]
-
-    @property
-    def nominal_epochs(self) -> int:
-        return sum(t.nominal_epochs for t in self.trials)
-
-    @property
-    def actual_epochs(self) -> int:
-        return sum(t.actual_epochs for t in self.trials)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        best = self.best()
-        d["best"] = asdict(best) if best else None
-        d["best_so_far"] = self.best_so_far()
-        if len(self.objectives) > 1:
-            d["pareto"] = [asdict(t) for t in self.pareto()]
-        return d
-
-
-# ---------------------------------------------------------------------- storage
-JOURNAL_SUFFIXES = (".log", ".jsonl", ".journal")
-
-
-def default_storage(out_dir: Path) -> str:
-    """The trial ledger of an output directory: ``studies.log``, an Optuna journal file (an
-    append-only log: ~6x less time per trial than SQLite through SQLAlchemy here, resumable and
-    safe for several processes on one machine, as SQLite is). A directory written before the
-    journal became the default keeps its ``studies.db``, so rerunning there still resumes."""
-    legacy = out_dir / "studies.db"
-    return str(legacy) if legacy.exists() else str(out_dir / "studies.log")
-
-
-def open_storage(storage: str | None) -> Any:
-    """An Optuna storage: None -> in memory; a path ending in .log/.jsonl/.journal -> an Optuna
-    journal file; any other path or ``sqlite:///path`` -> that SQLite file (a path's directory must
-    exist); any other URL (``postgresql://...``, for several machines) is handed to Optuna as is."""
-    import optuna
-
-    if storage is None:
-        return optuna.storages.InMemoryStorage()
-    url = storage if "://" in storage else f"sqlite:///{storage}"
-    if url.startswith("sqlite:///"):  # a file here, journal or SQLite
-        path = Path(url[len("sqlite:///"):])
-        if not path.parent.is_dir():
-            raise ValueError(f"storage directory {str(path.parent)!r} does not exist")
-        if "://" not in storage and path.suffix in JOURNAL_SUFFIXES:
-            from optuna.storages.journal import JournalFileBackend
-
-            return optuna.storages.JournalStorage(JournalFileBackend(storage))
-    if not url.startswith("sqlite"):
-        return optuna.storages.RDBStorage(url)
-    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-    _fast_sqlite(storage.engine)
-    return storage
-
-
-def _fast_sqlite(engine: Any) -> None:
-    """WAL journal + synchronous=NORMAL: one fsync per checkpoint instead of several per trial.
-    A killed process loses nothing (the OS holds the written WAL); only a power cut can drop the
-    last transactions, never corrupt the file."""
-    from sqlalchemy import event
-
-    def on_connect(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.close()
-
-    event.listen(engine, "connect", on_connect)
-    engine.dispose()  # connections opened before the listener reconnect with it
-
-
-def study_name(problem: str, method: str, seed: int) -> str:
-    return f"{problem}/{method}/seed{seed}"
+__all__ = ["max_epochs", "search"]
 
 
 def _suggest(trial: Any, name: str, p: Any) -> Any:
@@ -199,49 +63,44 @@ def _fail_interrupted(study: Any) -> None:
     from optuna.trial import TrialState
 
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+        study._storage.set_trial_user_attr(t._trial_id, INTERRUPTED, True)
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-
-
-def _counted(t: Any) -> bool:
-    return t.state.name in FINISHED and not t.user_attrs.get("interrupted", False)
 
 
 # ---------------------------------------------------------------------- search
 def search(
     problem: Problem | str,
     method: str = "tpe",
-    budget: Budget | int = 20,
+    budget: Budget | int | None = None,
     seed: int = 0,
     storage: str | Any | None = None,
     *,
-    evaluator: Any | None = None,
+    evaluator: EvaluatorLike | None = None,
+    memo: Any | None = None,
     device: str = "cpu",
     eval_seed: int = 0,
     on_trial: Callable[[TrialRecord], None] | None = None,
 ) -> RunResult:
     """Run ``method`` on ``problem`` until ``budget`` is spent; returns every trial and the best.
 
-    ``evaluator`` is anything with ``evaluate(config, reporter) -> EvalResult`` (default: an
-    ``Evaluator`` on ``device`` with ``eval_seed``). ``storage``: None (in memory), a SQLite path or
-    an Optuna storage URL / object; a study already there is continued.
+    ``budget``: a ``Budget``, a trial count, or None (``DEFAULT_TRIALS``). ``evaluator``: anything
+    that keeps the evaluator protocol (``hpo_bench.evaluate.base``; default: ``make_evaluator`` on
+    ``device`` with ``eval_seed``). ``memo``: where a method may keep pure, costly suggestions (a
+    ``CheckpointStore``: the GP's suggestions), or None. ``storage``: None (in memory), a path or
+    an Optuna storage URL / object (``storage.open_storage``); a study already there is continued.
     """
     import optuna
 
     if isinstance(problem, str):
-        problem = get_problem(problem)
-    if isinstance(budget, int):
-        budget = Budget(trials=budget)
-    m = get_method(method)
-    if not m.supports(problem.multi_objective):
-        kind = "multi" if problem.multi_objective else "single"
-        raise ValueError(f"method {method!r} is {m.objectives}-objective; problem {problem.name!r} is {kind}-objective")
-    evaluator = evaluator or default_evaluator(problem, device, eval_seed)
-    grid = method == "grid"
-    ctx = MethodContext(problem.space, int(seed), budget.trials_for(problem.space, problem.fixed, grid=grid),
-                        max_epochs(problem), memo=getattr(evaluator, "store", None))
-    # a grid stops when its points are done: a rerun must not start a duplicate point
-    limit = len(problem.space.grid(ctx.budget_trials)) if grid else budget.max_trials
+        problem = load_problem(problem)
+    budget = Budget.of(budget)
+    m = check_method(method, problem)
+    evaluator = evaluator or make_evaluator(problem, device, eval_seed)
+    ctx = MethodContext(problem.space, int(seed),
+                        budget.trials_for(problem.space, problem.fixed, budget_matched=m.budget_matched),
+                        max_epochs(problem), memo=memo)
+    # a budget-matched method stops when its points are done: a rerun must not start a duplicate point
+    limit = len(problem.space.grid(ctx.budget_trials)) if m.budget_matched else budget.max_trials
     sampler, pruner = m.build(ctx)
     if m.reseed_per_trial:
         sampler = ReseedingSampler(lambda s: m.build(replace(ctx, seed=s))[0], int(seed))
@@ -263,13 +122,13 @@ def search(
     _fail_interrupted(study)
 
     def spent() -> tuple[int, int]:
-        counted = [t for t in study.get_trials(deepcopy=False) if _counted(t)]
-        return len(counted), sum(int(t.user_attrs.get("nominal_epochs", 0)) for t in counted)
+        spent_trials = [t for t in study.get_trials(deepcopy=False) if counted(t)]
+        return len(spent_trials), sum(int(t.user_attrs.get("nominal_epochs", 0)) for t in spent_trials)
 
     objective = _objective(problem, evaluator)
 
     def after(study: Any, trial: Any) -> None:
-        if on_trial is not None and _counted(trial):
+        if on_trial is not None and counted(trial):
             on_trial(_record(trial))
         if budget.spent(*spent()):
             study.stop()
@@ -281,7 +140,7 @@ def search(
             objective, n_trials=limit - trials_done, catch=(EvaluationFailed,), callbacks=[after]
         )
     wall = time.perf_counter() - start
-    records = [_record(t) for t in study.get_trials(deepcopy=False) if _counted(t)]
+    records = [_record(t) for t in study.get_trials(deepcopy=False) if counted(t)]
     return RunResult(
         problem=problem.name, method=method, seed=int(seed),
         budget={"trials": budget.trials, "epochs": budget.epochs},
@@ -290,13 +149,7 @@ def search(
     )
 
 
-def default_evaluator(problem: Problem, device: str = "cpu", seed: int = 0) -> Any:
-    """The problem's own evaluator where it has one (a table), else a fresh ``Evaluator``."""
-    factory = getattr(problem, "make_evaluator", None)
-    return factory(device, seed) if factory is not None else Evaluator(problem, device=device, seed=seed)
-
-
-def _objective(problem: Problem, evaluator: Any) -> Callable[[Any], Any]:
+def _objective(problem: Problem, evaluator: EvaluatorLike) -> Callable[[Any], Any]:
     import optuna
 
     space: SearchSpace = problem.space

@@ -27,9 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._io import write_json_atomic, write_text_atomic
+from ..methods import METHODS, check_method
+from ..problems import PROBLEMS
 from .budget import Budget
+from .compare import compare
+from .report import describe, headline, pairwise_table, write_report
+from .timing import timing_line, timing_of
 
-__all__ = ["Comparison", "Suite", "load_suite"]
+__all__ = ["Comparison", "Suite", "load_suite", "run_suite"]
 
 _SUITE_KEYS = {"name", "description", "seeds", "threads", "comparison"}
 _CMP_KEYS = {"problem", "methods", "budget", "seeds", "name", "problem_args"}
@@ -45,10 +51,6 @@ class Comparison:
     problem_args: dict[str, Any] = field(default_factory=dict)
 
     def make_problem(self) -> Any:
-        from ..problems import PROBLEMS, get_problem
-
-        if not self.problem_args:
-            return get_problem(self.problem)
         return PROBLEMS[self.problem](**self.problem_args)
 
 
@@ -92,9 +94,6 @@ def _budget(v: Any, where: str) -> Budget:
 def load_suite(path: str | Path) -> Suite:
     """Parse and validate a suite file; every error is one line that names the file and the place."""
     import tomllib
-
-    from ..methods import METHODS
-    from ..problems import PROBLEMS
 
     path = Path(path)
     if not path.is_file():
@@ -157,14 +156,11 @@ def run_suite(
     device: str = "cpu",
     on_trial: Callable[[str, int, Any], None] | None = None,
     on_comparison: Callable[[Comparison, dict[str, Any]], None] | None = None,
+    memo: Any | None = None,
 ) -> dict[str, Any]:
     """Run every comparison into ``out/NAME`` and write its report; then ``out/report.md`` and
-    ``out/suite.json``. ``evaluator(problem)`` builds each comparison's evaluator (default: the
-    problem's own). Returns the suite's JSON."""
-    from .._io import write_json_atomic, write_text_atomic
-    from .compare import compare
-    from .report import describe, headline, pairwise_table, write_report
-
+    ``out/suite.json``. ``evaluator(problem)`` builds each comparison's evaluator (default:
+    ``make_evaluator``); ``memo`` as in ``search``. Returns the suite's JSON."""
     out = Path(out)
     out.mkdir(exist_ok=True)
     if suite.threads is not None:
@@ -175,13 +171,15 @@ def run_suite(
     md = [f"# Suite {suite.name}", "", suite.description, ""] if suite.description else [f"# Suite {suite.name}", ""]
     for c in suite.comparisons:
         problem = c.make_problem()
-        if not all(_supports(m, problem) for m in c.methods):
-            bad = next(m for m in c.methods if not _supports(m, problem))
-            raise ValueError(f"suite {suite.name}, comparison {c.name!r}: method {bad!r} cannot run on {problem.name!r}")
+        for m in c.methods:
+            try:
+                check_method(m, problem)
+            except ValueError as e:
+                raise ValueError(f"suite {suite.name}, comparison {c.name!r}: {e}") from None
         d = out / c.name
         t0 = time.perf_counter()
         res = compare(problem, c.methods, c.budget, c.seeds, out=d, device=device,
-                      evaluator=evaluator(problem) if evaluator else None, on_trial=on_trial)
+                      evaluator=evaluator(problem) if evaluator else None, memo=memo, on_trial=on_trial)
         summary = write_report(d, res)
         timing = timing_of(res, time.perf_counter() - t0)
         results.append({"name": c.name, "problem": c.problem, "dir": str(d), "summary": summary, "timing": timing})
@@ -195,36 +193,3 @@ def run_suite(
     write_json_atomic(out / "suite.json", payload)
     write_text_atomic(out / "report.md", "\n".join(md))
     return payload
-
-
-def _supports(method: str, problem: Any) -> bool:
-    from ..methods import get_method
-
-    return get_method(method).supports(problem.multi_objective)
-
-
-def timing_of(res: Any, wall: float) -> dict[str, float]:
-    """Where ``wall`` seconds (compare + report) went: evaluation (trial seconds + the baseline),
-    the methods choosing their trials (``suggest_s``: GP fits, TPE's estimates; a cost of the
-    method, reported per method too), and the rest, the harness's own overhead (``harness_s``: the
-    trial ledger, bookkeeping, statistics, plots). ``overhead_s`` is everything but evaluation.
-    Meaningful for an uninterrupted call: a resumed one counts earlier calls' trials but only its
-    own wall time."""
-    trial_s = sum(t.seconds for r in res.runs for t in r.trials)
-    suggest_s = sum(r.suggest_seconds for r in res.runs)
-    overhead = wall - trial_s - res.baseline_seconds
-    harness = overhead - suggest_s
-    frac = (lambda v: v / wall if wall > 0 else 0.0)
-    return {"wall_s": wall, "trial_s": trial_s, "baseline_s": res.baseline_seconds, "overhead_s": overhead,
-            "overhead_fraction": frac(overhead), "suggest_s": suggest_s, "suggest_fraction": frac(suggest_s),
-            "harness_s": harness, "harness_fraction": frac(harness)}
-
-
-def timing_line(t: dict[str, float]) -> str:
-    """One line: where a comparison's wall time went (``timing_of``)."""
-    if t["wall_s"] <= 0:
-        return "wall 0 s"
-    evaluation = t["trial_s"] + t["baseline_s"]
-    return (f"wall {t['wall_s']:.1f} s: evaluation {evaluation:.1f} s ({evaluation / t['wall_s']:.1%}), "
-            f"methods choosing trials {t['suggest_s']:.1f} s ({t['suggest_fraction']:.1%}), "
-            f"harness overhead {t['harness_s']:.1f} s ({t['harness_fraction']:.1%})")

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..space import SearchSpace
 
-__all__ = ["METHODS", "Method", "MethodContext", "get_method", "n_initial"]
+__all__ = ["METHODS", "Method", "MethodContext", "check_method", "get_method", "n_initial"]
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,27 @@ class Method:
     objectives: str  # "single" | "multi" | "any"
     description: str
     build: Callable[[MethodContext], tuple[Any, Any]]  # -> (sampler, pruner or None)
-    # Keeps its random state in memory -> rebuild per trial (search/reseeding.py). The grid sampler
+    # Keeps its random state in memory -> rebuild per trial (methods/reseeding.py). The grid sampler
     # must not be: its seed fixes the grid's permutation, and trial n takes grid point n.
     reseed_per_trial: bool = True
+    # Built for its budget as a whole: a fixed set of points that fits it (``Budget.trials_for``),
+    # every one evaluated and none truncated; the search stops when the points are done.
+    budget_matched: bool = False
 
     def supports(self, multi_objective: bool) -> bool:
         return self.objectives == "any" or (self.objectives == "multi") == multi_objective
+
+
+def check_method(name: str, problem: Any) -> Method:
+    """The method called ``name``, if it can run on ``problem`` (anything with ``name`` and
+    ``multi_objective``); else a ValueError that says why. Every entry point asks here before it
+    spends a trial."""
+    method = get_method(name)
+    if not method.supports(problem.multi_objective):
+        kind = "multi" if problem.multi_objective else "single"
+        raise ValueError(f"method {name!r} ({method.objectives}-objective) cannot run on {problem.name!r}, "
+                         f"a {kind}-objective problem")
+    return method
 
 
 def n_initial(budget_trials: int) -> int:
@@ -62,10 +77,10 @@ def _gp(c: MethodContext):
     return SkoptGPSampler(c.space, seed=c.seed, n_initial_points=n_initial(c.budget_trials), memo=c.memo), None
 
 
-def _tpe(c: MethodContext, multivariate: bool = True):
+def _tpe(c: MethodContext):
     from optuna.samplers import TPESampler
 
-    return TPESampler(seed=c.seed, n_startup_trials=n_initial(c.budget_trials), multivariate=multivariate)
+    return TPESampler(seed=c.seed, n_startup_trials=n_initial(c.budget_trials), multivariate=True)
 
 
 def _tpe_plain(c: MethodContext):
@@ -90,15 +105,11 @@ def _nsga2(c: MethodContext):
     return NSGAIISampler(seed=c.seed, population_size=max(4, min(50, c.budget_trials // 3))), None
 
 
-def _tpe_mo(c: MethodContext):
-    return _tpe(c, multivariate=True), None
-
-
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
         Method("grid", "any", "the best-covering full grid of at most `budget` points", _grid,
-               reseed_per_trial=False),
+               reseed_per_trial=False, budget_matched=True),
         Method("random", "any", "uniform random search (log-uniform where the space says log)", _random),
         Method("gp", "single", "Bayesian optimization: scikit-optimize GP (gp_hedge) via ask/tell", _gp),
         Method("tpe", "single", "Optuna's multivariate TPE", _tpe_plain),
@@ -106,7 +117,7 @@ METHODS: dict[str, Method] = {
         Method("tpe-hyperband", "single", "TPE + HyperbandPruner (resource = fine-tuning epochs)", _tpe_hyperband),
         Method("random-mo", "multi", "random search, Pareto front of all objectives", _random),
         Method("nsga2", "multi", "Optuna's NSGA-II", _nsga2),
-        Method("tpe-mo", "multi", "Optuna's multi-objective TPE", _tpe_mo),
+        Method("tpe-mo", "multi", "Optuna's multi-objective TPE", _tpe_plain),
     )
 }
 

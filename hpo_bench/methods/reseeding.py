@@ -7,7 +7,8 @@ model from them), so building the inner sampler anew for each trial, with a seed
 method's seed and the trial's index, makes trial n's suggestion a function of (seed, n, the trials
 before it) alone: an interrupted-and-resumed search equals an uninterrupted one. The index counts
 the trials before it that were not interrupted (a trial a killed process left behind is marked
-``interrupted`` by the runner and holds no result), so a hard kill mid-trial shifts nothing.
+``interrupted`` by the runner and holds no result: methods/ledger.py), so a hard kill mid-trial
+shifts nothing.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
+
+from .ledger import is_interrupted
 
 __all__ = ["ReseedingSampler", "trial_seed"]
 
@@ -38,7 +41,7 @@ class ReseedingSampler(BaseSampler):
         number = trial.number
         if self._current is None or self._current[0] != number:
             index = sum(1 for t in study.get_trials(deepcopy=False)
-                        if t.number < number and not t.user_attrs.get("interrupted", False))
+                        if t.number < number and not is_interrupted(t))
             self._current = (number, self._factory(trial_seed(self._seed, index)))
         return self._current[1]
 

@@ -27,6 +27,7 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from ..space import SearchSpace
+from .ledger import counted
 
 __all__ = ["SkoptGPSampler"]
 
@@ -78,8 +79,7 @@ class SkoptGPSampler(BaseSampler):
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         xs = [self._space.to_skopt_point(t.params) for t in done if set(t.params) == set(self._space)]
         ys = [sign * float(t.value) for t in done if set(t.params) == set(self._space)]
-        finished = sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
-                       if not t.user_attrs.get("interrupted", False))
+        finished = sum(1 for t in study.get_trials(deepcopy=False) if counted(t))
         random_state = (self._seed * 1_000_003 + finished) % (2**31 - 1)
         key = None
         if self._memo is not None:

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .base import OBJECTIVES, Objective, Problem, cache_root, dense_state
+from .base import OBJECTIVES, Objective, Problem
 from .digits import digits_cnn, digits_mlp, digits_mlp_latency, digits_mlp_mo, digits_mlp_nuisance
 from .synthetic import synthetic_mlp
 
-__all__ = ["OBJECTIVES", "Objective", "PROBLEMS", "Problem", "cache_root", "dense_state", "get_problem"]
+__all__ = ["OBJECTIVES", "Objective", "PROBLEMS", "Problem", "get_problem"]
 
 PROBLEMS: dict[str, Callable[[], Problem]] = {
     "digits-mlp": digits_mlp,
@@ -20,11 +20,8 @@ PROBLEMS: dict[str, Callable[[], Problem]] = {
 
 
 def get_problem(name: str) -> Problem:
-    """A registered problem, or ``table:PROBLEM[@CACHE_DIR]`` (problems/table.py)."""
-    if name.startswith("table:"):
-        from .table import table_problem
-
-        return table_problem(name[len("table:"):])
+    """A registered problem. (``table:PROBLEM`` names, answered from the checkpoint cache, are
+    resolved a layer up, by ``hpo_bench.evaluate.load_problem``.)"""
     try:
         factory = PROBLEMS[name]
     except KeyError:

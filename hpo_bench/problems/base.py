@@ -68,6 +68,9 @@ class Problem:
             dense model, or None when ``pretrained_state`` is given.
         pretrained_state: a state_dict of the already-trained dense model.
         prunable: decides which modules' weights are pruned (default: every Linear and Conv2d).
+        evaluator_factory: for a problem that answers configs itself (a ``table:`` problem, answered
+            from the checkpoint cache): ``(device, seed) -> evaluator``; None (the default) means
+            "prune, fine-tune and score" (``hpo_bench.evaluate.make_evaluator``).
     """
 
     name: str
@@ -86,6 +89,7 @@ class Problem:
         m, (torch.nn.Linear, torch.nn.Conv2d)
     )
     description: str = ""
+    evaluator_factory: Callable[[str, int], Any] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.train, DataLoader):
@@ -159,57 +163,3 @@ def _dataset_digest(ds: Dataset) -> str:
     xs = torch.stack([torch.as_tensor(x) for x, _ in items])
     ys = torch.as_tensor([int(y) for _, y in items])
     return tensor_digest(xs, ys)
-
-
-# ---------------------------------------------------------------------- the dense model
-def cache_root() -> "Path":
-    """Where hpo_bench keeps what it computes once: ``$HPO_BENCH_CACHE``, else ~/.cache/hpo-bench."""
-    import os
-    from pathlib import Path
-
-    return Path(os.environ.get("HPO_BENCH_CACHE") or Path.home() / ".cache" / "hpo-bench")
-
-
-_DENSE: dict[str, dict[str, torch.Tensor]] = {}
-
-
-def dense_state(problem: Problem) -> dict[str, torch.Tensor]:
-    """The problem's pre-trained dense weights: given, or trained once (on CPU, deterministic) and
-    kept in memory and on disk under the cache root, keyed by the problem's fingerprint."""
-    if problem.pretrained_state is not None:
-        return dict(problem.pretrained_state)
-    key = problem.fingerprint()
-    if key in _DENSE:
-        return _DENSE[key]
-    path = cache_root() / "pretrained" / f"{key}.pt"
-    state = None
-    if path.exists():
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # a truncated file from a killed run: retrain
-            state = None
-    if state is None:
-        state = pretrain_dense(problem)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{__import__('os').getpid()}")
-        torch.save(state, tmp)
-        tmp.replace(path)
-    _DENSE[key] = state
-    return state
-
-
-def pretrain_dense(problem: Problem) -> dict[str, torch.Tensor]:
-    """Train the dense model by the problem's recipe, on CPU, deterministically (no caching)."""
-    from ..evaluate.training import as_tensors, train_epoch
-
-    recipe = dict(problem.pretrain or {})
-    seed = int(recipe.get("seed", 0))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = problem.model()
-    cpu = torch.device("cpu")
-    data = as_tensors(problem.train, cpu)
-    opt = torch.optim.Adam(model.parameters(), lr=float(recipe.get("lr", 1e-3)))
-    for epoch in range(int(recipe.get("epochs", 30))):
-        train_epoch(model, data, opt, batch_size=int(recipe.get("batch_size", 64)), seed=seed, epoch=epoch)
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -1,86 +1,17 @@
-"""A comparison's report: ``summary.json`` (harness/stats.py) + ``report.md`` + PNG plots.
-
-    write_report(out_dir)          reads out_dir/compare.json (written by ``compare``), writes
-                                   summary.json, report.md, trajectories.png, finals.png and, for a
-                                   multi-objective problem, pareto.png
-
-Plots: best-so-far (or hypervolume) median over seeds with the IQR band, against trials and against
-nominal fine-tuning epochs; final results per seed as box plots with every seed drawn; Pareto fronts.
-"""
+"""A comparison's plots, each answering one question: how fast does each method get there (best so
+far, or hypervolume, median over seeds with the IQR band, against trials and against nominal
+fine-tuning epochs); where does each end up (final result per seed, box plots with every seed drawn);
+what trade-offs did each find (Pareto fronts, multi-objective only)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from .._io import write_json_atomic, write_text_atomic
-from .compare import CompareResult
-from .runner import RunResult, TrialRecord
-from .stats import summarize
+from .text import describe
 
-__all__ = ["headline", "load_compare", "write_report"]
-
-_RUN_EXTRA = ("best", "best_so_far", "pareto")
+__all__ = ["plot_finals", "plot_pareto", "plot_trajectories"]
 
 
-def load_compare(path: str | Path) -> CompareResult:
-    """A ``CompareResult`` back from its ``compare.json``."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "compare.json"
-    if not path.is_file():
-        raise ValueError(f"{str(path)!r} does not exist (run `hpo-bench compare --out DIR` first)")
-    try:
-        d = json.loads(path.read_text())
-        runs = []
-        for r in d["runs"]:
-            r = {k: v for k, v in r.items() if k not in _RUN_EXTRA}
-            r["trials"] = [TrialRecord(**t) for t in r["trials"]]
-            runs.append(RunResult(**r))
-        return CompareResult(
-            problem=d["problem"], objectives=d["objectives"], directions=d["directions"],
-            budget=d["budget"], seeds=d["seeds"], runs=runs, baseline=d.get("baseline"),
-            wall_seconds=d.get("wall_seconds", 0.0), baseline_seconds=d.get("baseline_seconds", 0.0),
-        )
-    except (KeyError, TypeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{str(path)!r} is not a compare.json ({type(e).__name__}: {e})") from None
-
-
-def _fmt(v: Any) -> str:
-    from ..cli import _fmt as fmt
-
-    return fmt(v)
-
-
-def headline(summary: dict[str, Any]) -> str:
-    """The headline table: one row per method, over seeds (text, aligned)."""
-    from ..cli import table
-
-    rows = []
-    for m in summary["methods"]:
-        s = summary["summary"][m]
-        rows.append([m, s["median"], s["q25"], s["q75"], s["mean_rank"], s["credited_trials"], s["credited_epochs"],
-                     s["pruned"], s["no_result"]])
-    return table(["method", "median", "q25", "q75", "rank", "trials", "epochs", "pruned", "none"], rows)
-
-
-def pairwise_table(summary: dict[str, Any]) -> str:
-    from ..cli import table
-
-    rows = [[f"{p['a']} vs {p['b']}", f"{p['wins']}/{p['ties']}/{p['losses']}", p["p"], p["rank_biserial"],
-             p["p_a_beats_b"]] for p in summary["pairwise"]]
-    return table(["pair (a vs b)", "a win/tie/loss", "wilcoxon p", "rank-biserial", "P(a > b)"], rows)
-
-
-def describe(summary: dict[str, Any]) -> str:
-    b = summary["budget"]
-    budget = " / ".join(x for x in (f"{b['trials']} trials" if b.get("trials") else "",
-                                    f"{b['epochs']} nominal epochs" if b.get("epochs") else "") if x)
-    return (f"{summary['problem']}: {', '.join(summary['methods'])} at {budget} x "
-            f"{len(summary['seeds'])} seeds; {summary['metric']} per seed ({summary['metric_direction']})")
-
-
-# ---------------------------------------------------------------------- plots
 def _wrap(text: str, width: int = 100) -> str:
     import textwrap
 
@@ -208,43 +139,3 @@ def plot_pareto(summary: dict[str, Any], path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-# ---------------------------------------------------------------------- the report
-def write_report(out_dir: str | Path, result: CompareResult | None = None) -> dict[str, Any]:
-    """Write summary.json, the plots and report.md into ``out_dir``; returns the summary."""
-    out = Path(out_dir)
-    result = result if result is not None else load_compare(out)
-    if not result.runs:
-        raise ValueError(f"{str(out)!r}: the comparison has no finished run yet")
-    summary = summarize(result)
-    plots = {"trajectories": plot_trajectories(summary, out / "trajectories.png"),
-             "finals": plot_finals(summary, out / "finals.png")}
-    if len(result.objectives) > 1:
-        plots["pareto"] = plot_pareto(summary, out / "pareto.png")
-    write_json_atomic(out / "summary.json", summary)
-    write_text_atomic(out / "report.md", _markdown(summary, plots))
-    return summary
-
-
-def _markdown(summary: dict[str, Any], plots: dict[str, Path]) -> str:
-    b = summary["budget"]
-    lines = [f"# {summary['problem']}: {', '.join(summary['methods'])}", "",
-             describe(summary) + ".", "",
-             "Every method gets the same budget. "
-             + ("Under an epoch budget the trial that crosses it runs to its end, but only trials "
-                "finished within the budget are credited (`trials`, `epochs`: credited, mean per seed). "
-                if b.get("epochs") else "")
-             + "`rank`: mean rank over seeds (1 = best, ties share); `none`: seeds with no completed trial.",
-             "", "```", headline(summary), "```", "",
-             "Paired over seeds (Wilcoxon signed-rank, two-sided, zero differences dropped; all ties -> p = 1). "
-             "Rank-biserial > 0: a better. P(a > b): over all seed pairs, ties count half.", "",
-             "```", pairwise_table(summary), "```", ""]
-    if summary.get("baseline"):
-        obj = summary["objectives"][0]
-        lines += [f"Untuned default: {obj} {_fmt(summary['baseline']['values'].get(obj))}.", ""]
-    lines += [f"![best so far]({plots['trajectories'].name})", "", f"![final results]({plots['finals'].name})", ""]
-    if "pareto" in plots:
-        lines += [f"![Pareto fronts]({plots['pareto'].name})", ""]
-    lines += ["Numbers: `summary.json`; every trial: `compare.json`.", ""]
-    return "\n".join(lines)

@@ -14,22 +14,31 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..problems import Problem, get_problem
 from ..space import Categorical, Int, SearchSpace
-from .base import Problem
+from .base import DEFAULTS, EvalResult, Reporter, make_result, replay
+from .store import CheckpointStore, prefix_key
 
-__all__ = ["TableEvaluator", "table_problem"]
+__all__ = ["TableEvaluator", "load_problem", "table_problem"]
+
+TABLE_PREFIX = "table:"
+
+
+def load_problem(name: str) -> Problem:
+    """A registered problem (``problems.get_problem``), or ``table:PROBLEM[@CACHE_DIR]``: every
+    entry point that takes a problem by name resolves it here."""
+    if name.startswith(TABLE_PREFIX):
+        return table_problem(name[len(TABLE_PREFIX):])
+    return get_problem(name)
 
 
 class TableEvaluator:
     """Answers configs of ``source`` from a ``CheckpointStore``; trains nothing."""
 
-    def __init__(self, source: Problem, store: Any, device: str = "cpu", seed: int = 0):
+    def __init__(self, source: Problem, store: CheckpointStore, device: str = "cpu", seed: int = 0):
         self.source, self.store, self.device, self.seed = source, store, str(device), int(seed)
 
-    def evaluate(self, config: Mapping[str, Any], reporter=None):
-        from ..evaluate.cache import prefix_key
-        from ..evaluate.evaluator import DEFAULTS, make_result
-
+    def evaluate(self, config: Mapping[str, Any], reporter: Reporter | None = None) -> EvalResult:
         t0 = time.perf_counter()
         cfg = {**DEFAULTS, **config}
         epochs = int(cfg["epochs"])
@@ -40,22 +49,13 @@ class TableEvaluator:
             shown = {k: v for k, v in config.items() if k in self.source.space}
             raise ValueError(f"table:{self.source.name} holds no result for {shown} at {epochs} epochs "
                              f"(evaluate it on {self.source.name!r} first)")
-        out: list[float] = []
-        pruned_at = None
-        for acc in curve[:epochs]:
-            out.append(acc)
-            if reporter is not None and reporter(len(out), acc) and len(out) < epochs:
-                pruned_at = len(out)
-                break
+        out, pruned_at = replay(curve[:epochs], epochs, reporter)
         info = {"cache": "table", "epochs_trained": 0, "device": self.device, "seconds": time.perf_counter() - t0}
-        return make_result(self.source, {"accuracy": out[-1], **static}, out, epochs, pruned_at, info)
+        return make_result(self.source.objectives, {"accuracy": out[-1], **static}, out, epochs, pruned_at, info)
 
 
 def table_problem(spec: str) -> Problem:
     """``spec`` is ``PROBLEM`` or ``PROBLEM@CACHE_DIR`` (default cache otherwise)."""
-    from ..evaluate.cache import CheckpointStore
-    from . import get_problem
-
     name, _, cache = spec.partition("@")
     source = get_problem(name)
     if cache and not Path(cache).is_dir():
@@ -79,8 +79,8 @@ def table_problem(spec: str) -> Problem:
         space=SearchSpace(params), objectives=source.objectives, fixed=source.fixed,
         default_config=None, pretrain=source.pretrain, pretrained_state=source.pretrained_state,
         prunable=source.prunable, description=f"{source.name} answered from the cache at {store.root}",
+        evaluator_factory=lambda device="cpu", seed=0: TableEvaluator(source, store, device, seed),
     )
-    table.make_evaluator = lambda device="cpu", seed=0: TableEvaluator(source, store, device, seed)  # type: ignore[attr-defined]
     return table
 
 

@@ -1,21 +1,17 @@
-"""The caching evaluator: never pay twice for a fine-tune, and never change a result.
-
-``CachingEvaluator`` wraps any ``Evaluator`` (cf. Optuna's ``_CachedStorage`` wrapping a storage)
-over a ``CheckpointStore`` on local disk:
+"""The checkpoint store: per-epoch results and fine-tuned checkpoints on local disk, shared safely
+between processes. ``CachingEvaluator`` (cached.py) answers from it and fills it; ``table:`` problems
+(table.py) answer from it alone; the dense pre-trained model (pretrained.py) is a blob like any other.
 
 * ``index.sqlite3``: per (config prefix, epoch) the validation accuracy (kept forever: tiny), per
-  prefix the metrics fixed by pruning, and per checkpoint blob its path, sha256, size and last use.
+  prefix the metrics fixed by pruning, per checkpoint blob its path, sha256, size and last use, and
+  a memo of pure, costly computations (a GP's suggestions).
 * ``blobs/``: safetensors files of fine-tuned weights, masks and optimizer state, and the dense
   pre-trained model of each problem.
 
-A *prefix* names everything about an evaluation except its epoch count: the problem's fingerprint,
-the config without ``epochs``, the evaluation seed and the device type. Since epoch e of a fine-tune
-does not depend on how many epochs were asked for (evaluator.py), one prefix serves every length:
-
-* exact hit: the stored per-epoch values are replayed to the reporter (so a pruner stops the trial
-  exactly where it would have) and nothing is trained;
-* prefix: training resumes from the longest stored checkpoint k < E and runs only E - k epochs;
-* a trial stopped at epoch e leaves its checkpoint for a later, longer run to resume from.
+A *prefix* (``prefix_key``) names everything about an evaluation except its epoch count: the
+problem's fingerprint, the config without ``epochs``, the evaluation seed and the device type. Since
+epoch e of a fine-tune does not depend on how many epochs were asked for (evaluator.py), one prefix
+serves every length.
 
 Safety (ARCHITECTURE.md invariant 6): a blob is written to a temporary file, fsynced, renamed, and
 only then indexed; a blob is verified by checksum on read, and a corrupt one is dropped (with a
@@ -37,10 +33,9 @@ from typing import Any
 
 import torch
 
-from ..problems.base import Problem, cache_root, pretrain_dense
-from .evaluator import EvalResult, EvaluationFailed, Evaluator, Reporter, make_result
+from .._io import cache_root
 
-__all__ = ["CachingEvaluator", "CheckpointStore", "default_cache_dir", "prefix_key"]
+__all__ = ["CheckpointStore", "default_cache_dir", "prefix_key"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS prefixes (
@@ -62,6 +57,8 @@ def default_cache_dir() -> Path:
 
 
 def prefix_key(fingerprint: str, config: Mapping[str, Any], seed: int, device: str) -> str:
+    """The name of an evaluation up to its epoch count (see the module docstring); ``device`` is
+    the device type (``cpu``, ``cuda``)."""
     rest = {k: v for k, v in config.items() if k != "epochs"}
     text = json.dumps({"problem": fingerprint, "config": rest, "seed": int(seed), "device": device},
                       sort_keys=True, default=repr)
@@ -208,17 +205,6 @@ class CheckpointStore:
                 return epoch, tensors
         return None
 
-    def dense(self, problem: Problem) -> dict[str, torch.Tensor]:
-        """The problem's pre-trained dense model: an entry like any other."""
-        if problem.pretrained_state is not None:
-            return dict(problem.pretrained_state)
-        key = f"dense:{problem.fingerprint()}"
-        state = self.get_blob(key)
-        if state is None:
-            state = pretrain_dense(problem)
-            self.put_blob(key, state)
-        return state
-
     # ------------------------------------------------------------------ maintenance
     def evict(self, max_bytes: int) -> int:
         """Delete least recently used blobs until they total <= max_bytes; returns how many. The
@@ -260,64 +246,3 @@ class CheckpointStore:
         self._db.executescript("DELETE FROM blobs; DELETE FROM epochs; DELETE FROM prefixes; DELETE FROM memo;")
         for f in self.blob_dir.iterdir():
             f.unlink(missing_ok=True)
-
-
-class CachingEvaluator:
-    """An evaluator (same interface) that answers from, and fills, a ``CheckpointStore``."""
-
-    def __init__(self, inner: Evaluator, store: CheckpointStore):
-        self.inner = inner
-        self.store = store
-        inner._dense_loader = store.dense  # the dense model is a cache entry too
-        self.problem = inner.problem
-
-    def evaluate(self, config: Mapping[str, Any], reporter: Reporter | None = None) -> EvalResult:
-        t0 = time.perf_counter()
-        cfg = self.inner.check_config(config)
-        epochs = int(cfg["epochs"])
-        device = self.inner.device.type
-        prefix = prefix_key(self.problem.fingerprint(), cfg, self.inner.seed, device)
-        stored = self.store.curve(prefix)[:epochs]
-        static = self.store.static(prefix)
-
-        # Replay what is known, exactly as a fresh run would have reported it.
-        curve: list[float] = []
-        for acc in stored if static is not None else []:
-            curve.append(acc)
-            if reporter is not None and reporter(len(curve), acc) and len(curve) < epochs:
-                return self._result(static, curve, epochs, len(curve), "hit", 0, t0)
-        if static is not None and len(curve) == epochs:
-            return self._result(static, curve, epochs, None, "hit", 0, t0)
-
-        run = self.inner.start(cfg)
-        if static is None:
-            self.store.put_prefix(prefix, self.problem.name, self.problem.fingerprint(), cfg, self.inner.seed,
-                                  device, run.static)
-            static = run.static
-        ckpt = self.store.latest_checkpoint(prefix, max_epoch=len(curve))
-        if ckpt is not None:
-            run.load_state(ckpt[1], ckpt[0])
-        resumed_from = run.epoch
-        pruned_at = None
-        while run.epoch < epochs:
-            try:
-                acc = run.train_epoch()
-            except EvaluationFailed as e:
-                raise EvaluationFailed(e.reason, curve) from None
-            if run.epoch <= len(curve):
-                continue  # re-training epochs whose values were replayed (their checkpoint was lost)
-            self.store.put_epoch(prefix, run.epoch, acc)
-            curve.append(acc)
-            if reporter is not None and reporter(run.epoch, acc) and run.epoch < epochs:
-                pruned_at = run.epoch
-                break
-        self.store.put_blob(f"{prefix}@{run.epoch}", run.state(), prefix=prefix, epoch=run.epoch)
-        outcome = "prefix" if resumed_from > 0 else "miss"
-        return self._result(static, curve, epochs, pruned_at, outcome, run.epoch - resumed_from, t0,
-                            skipped=run.pruned.skipped)
-
-    def _result(self, static: Mapping[str, float], curve: list[float], epochs: int, pruned_at: int | None,
-                outcome: str, trained: int, t0: float, skipped: list[str] | None = None) -> EvalResult:
-        info = {"cache": outcome, "epochs_trained": trained, "device": str(self.inner.device),
-                "seconds": time.perf_counter() - t0, "skipped_layers": skipped or []}
-        return make_result(self.problem, {"accuracy": curve[-1], **static}, curve, epochs, pruned_at, info)

@@ -1,0 +1,122 @@
+"""From command-line arguments to the library's objects: each turns bad input into a ``UsageError``
+(one line on stderr, exit status 2) before anything is computed."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+__all__ = ["EXIT_USAGE", "UsageError", "budget_of", "device_of", "evaluator_of", "memo_of", "methods_of",
+           "out_dir", "problem_of", "seeds_of", "storage_of", "store_of"]
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input: reported in one line, exit status 2."""
+
+
+def device_of(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for, but torch sees no CUDA device")
+    return name
+
+
+def out_dir(path: str | None, default: str | None = None) -> Path:
+    """``--out``: created if missing, but its parent must exist (a typo should not build a tree).
+    The default ``runs/PROBLEM`` is created with its parents."""
+    if path is None:
+        assert default is not None
+        out = Path(default)
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+    out = Path(path)
+    if not out.parent.exists():
+        raise UsageError(f"--out {path!r}: parent directory {str(out.parent)!r} does not exist")
+    out.mkdir(exist_ok=True)
+    return out
+
+
+def storage_of(args: argparse.Namespace, out: Path) -> str:
+    if args.storage:
+        if "://" not in args.storage and not Path(args.storage).parent.is_dir():
+            raise UsageError(f"--storage {args.storage!r}: directory {str(Path(args.storage).parent)!r} does not exist")
+        return args.storage
+    from ..harness.storage import default_storage
+
+    return default_storage(out)
+
+
+def store_of(args: argparse.Namespace):
+    from ..evaluate import CheckpointStore
+
+    if getattr(args, "cache_max_gb", None) is not None and args.cache_max_gb <= 0:
+        raise UsageError(f"--cache-max-gb must be > 0, got {args.cache_max_gb}")
+    max_bytes = int(args.cache_max_gb * 2**30) if getattr(args, "cache_max_gb", None) else None
+    return CheckpointStore(args.cache, max_bytes=max_bytes)
+
+
+def memo_of(args: argparse.Namespace) -> Any:
+    """The checkpoint store of a command (also where the GP keeps its suggestions), or None with
+    --no-cache."""
+    return None if args.no_cache else store_of(args)
+
+
+def evaluator_of(args: argparse.Namespace, problem: Any, device: str, store: Any) -> Any:
+    """The evaluator of a command: cached in ``store`` (``memo_of``) unless that is None."""
+    from ..evaluate import make_evaluator
+
+    return make_evaluator(problem, device, args.eval_seed, store)
+
+
+def budget_of(args: argparse.Namespace):
+    from ..harness.budget import Budget
+
+    try:
+        return Budget(trials=args.budget, epochs=args.budget_epochs)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def problem_of(name: str) -> Any:
+    from ..evaluate import load_problem
+
+    try:
+        return load_problem(name)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def methods_of(names: str, problem: Any) -> list[str]:
+    from ..methods import check_method
+
+    methods = [m.strip() for m in names.split(",") if m.strip()]
+    if not methods:
+        raise UsageError("--methods is empty")
+    for m in methods:
+        try:
+            check_method(m, problem)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    return methods
+
+
+def seeds_of(spec: str) -> list[int]:
+    try:
+        if "," in spec or "-" in spec.strip("-"):
+            seeds: list[int] = []
+            for part in spec.split(","):
+                a, _, b = part.partition("-")
+                seeds.extend(range(int(a), int(b) + 1) if b else [int(a)])
+        else:
+            n = int(spec)
+            if n < 1:
+                raise UsageError(f"--seeds must be >= 1, got {n}")
+            seeds = list(range(n))
+    except ValueError:
+        raise UsageError(f"--seeds {spec!r}: give a count (5), a list (0,3,7) or a range (0-4)") from None
+    return seeds

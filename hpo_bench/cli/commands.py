@@ -1,0 +1,212 @@
+"""The commands of ``hpo-bench``: each takes the parsed arguments, calls the library, prints text
+(or, with ``--json``, the JSON it writes under ``--out``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .._text import config_text, fmt, table
+from .args import (UsageError, budget_of, device_of, evaluator_of, memo_of, methods_of, out_dir, problem_of,
+                   seeds_of, storage_of, store_of)
+from .progress import Progress
+
+__all__ = ["cmd_cache", "cmd_compare", "cmd_methods", "cmd_problems", "cmd_profile_kernels", "cmd_report",
+           "cmd_run", "cmd_suite"]
+
+
+def emit(args: argparse.Namespace, payload: dict[str, Any], text: str, out: Path | None, name: str) -> None:
+    """Write ``payload`` to ``out/name`` (when ``out``), then print the JSON or the text."""
+    from .._io import write_json_atomic
+
+    if out is not None:
+        write_json_atomic(out / name, payload)
+    if args.json:
+        print(json.dumps(payload, indent=1, default=str))
+    else:
+        print(text)
+        if out is not None:
+            print(f"\nresults: {out / name}")
+
+
+def comparison_text(summary: dict[str, Any], timing: dict[str, float], device: str, report: Path) -> list[str]:
+    """The lines that show one comparison, the same for ``compare`` and ``suite``: what was
+    compared, the headline table, the pairwise table, where the time went, where the report is."""
+    from ..harness.report import describe, headline, pairwise_table
+    from ..harness.timing import timing_line
+
+    return [f"{describe(summary)} on {device} ({timing['wall_s']:.0f} s)", "", headline(summary), "",
+            pairwise_table(summary), timing_line(timing), f"report: {report}"]
+
+
+def cmd_problems(args: argparse.Namespace) -> None:
+    from ..problems import PROBLEMS
+
+    rows, payload = [], []
+    for name, factory in PROBLEMS.items():
+        p = factory()
+        rows.append([name, ",".join(p.objectives), len(p.space), p.description])
+        payload.append({"name": name, "objectives": list(p.objectives), "space": p.space.describe(),
+                        "fixed": dict(p.fixed), "description": p.description})
+    out = out_dir(args.out) if args.out else None
+    emit(args, {"problems": payload}, table(["problem", "objectives", "params", "description"], rows), out, "problems.json")
+
+
+def cmd_methods(args: argparse.Namespace) -> None:
+    from ..methods import METHODS
+
+    rows = [[m.name, m.objectives, m.description] for m in METHODS.values()]
+    payload = {"methods": [{"name": m.name, "objectives": m.objectives, "description": m.description} for m in METHODS.values()]}
+    out = out_dir(args.out) if args.out else None
+    emit(args, payload, table(["method", "objectives", "description"], rows), out, "methods.json")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from ..harness.runner import search
+
+    problem = problem_of(args.problem)
+    (method,) = methods_of(args.method, problem)
+    budget = budget_of(args)
+    out = out_dir(args.out, f"runs/{problem.name}")
+    device = device_of(args.device)
+    memo = memo_of(args)
+    evaluator = evaluator_of(args, problem, device, memo)
+    progress = Progress(budget.max_trials, f"{method}")
+    t0 = time.perf_counter()
+    try:
+        res = search(problem, method, budget, args.seed, storage_of(args, out), evaluator=evaluator, memo=memo,
+                     on_trial=lambda rec: progress(method, args.seed, rec))
+    finally:
+        progress.close()
+    base_cfg = problem.baseline_config()
+    base = evaluator.evaluate(base_cfg)
+    payload = {"result": res.to_dict(), "baseline": {"config": base_cfg, "values": base.values},
+               "device": device, "seconds": time.perf_counter() - t0}
+    lines = [f"{method} on {problem.name}, seed {args.seed}, budget {budget}: "
+             f"{len(res.trials)} trials, {res.nominal_epochs} fine-tuning epochs "
+             f"({res.actual_epochs} trained here{_saving(res.nominal_epochs, res.actual_epochs)}), "
+             f"{res.wall_seconds:.1f} s on {device}"]
+    states = {s: sum(t.state == s for t in res.trials) for s in ("COMPLETE", "PRUNED", "FAIL")}
+    lines.append(f"  complete {states['COMPLETE']}, pruned {states['PRUNED']}, failed {states['FAIL']}")
+    obj = problem.objectives
+    if problem.multi_objective:
+        front = sorted(res.pareto(), key=lambda t: t.values)  # type: ignore[arg-type, return-value]
+        lines.append(f"\nPareto front ({len(front)} of {len(res.complete())} complete trials):")
+        lines.append(table(["trial", *obj, "config"], [[t.number, *t.values, config_text(t.params)] for t in front]))  # type: ignore[misc]
+    best = res.best()
+    if best is not None:
+        lines.append(f"\nbest {obj[0]}: {fmt(best.values[0])} (trial {best.number})")  # type: ignore[index]
+        lines.append(f"  config: {config_text(problem.config(best.params))}")
+    else:
+        lines.append("\nno trial completed")
+    lines.append(f"untuned default: {obj[0]} {fmt(base.values[obj[0]])}  ({config_text(base_cfg)})")
+    emit(args, payload, "\n".join(lines), out, "run.json")
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from ..harness.compare import compare, compare_json
+    from ..harness.report import write_report
+    from ..harness.timing import timing_of
+
+    problem = problem_of(args.problem)
+    methods = methods_of(args.methods, problem)
+    budget = budget_of(args)
+    seeds = seeds_of(args.seeds)
+    out = out_dir(args.out, f"runs/{problem.name}")
+    device = device_of(args.device)
+    memo = memo_of(args)
+    progress = Progress(len(methods) * len(seeds) * budget.max_trials, "compare")
+    t0 = time.perf_counter()
+    try:
+        res = compare(problem, methods, budget, seeds, storage_of(args, out), out=out, device=device,
+                      evaluator=evaluator_of(args, problem, device, memo), memo=memo, on_trial=progress)
+    finally:
+        progress.close()
+    summary = write_report(out, res)
+    timing = timing_of(res, time.perf_counter() - t0)
+    lines = comparison_text(summary, timing, device, out / "report.md")
+    obj, direction = problem.objectives[0], problem.directions[0]
+    if res.baseline:
+        lines.append(f"untuned default: {obj} {fmt(res.baseline['values'][obj])}  ({config_text(res.baseline['config'])})")
+    best = max(res.runs, key=lambda r: ((b.values[0] if direction == "maximize" else -b.values[0]) if (b := r.best()) else float("-inf")))  # type: ignore[index]
+    if (b := best.best()) is not None:
+        lines.append(f"best found: {obj} {fmt(b.values[0])} by {best.method} seed {best.seed}  ({config_text(problem.config(b.params))})")  # type: ignore[index]
+    payload = compare_json(res) | {"device": device, "timing": timing}
+    emit(args, payload, "\n".join(lines), out, "compare.json")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from ..harness.report import describe, headline, write_report
+
+    out = Path(args.dir)
+    if not out.is_dir():
+        raise UsageError(f"{args.dir!r} is not a directory")
+    summary = write_report(out)
+    text = f"{describe(summary)}\n\n{headline(summary)}\n\nreport: {out / 'report.md'}"
+    emit(args, summary, text, None, "summary.json")
+
+
+def cmd_suite(args: argparse.Namespace) -> None:
+    from ..harness.suite import load_suite, run_suite
+
+    suite = load_suite(args.file)
+    out = out_dir(args.out, f"runs/suite-{suite.name}")
+    device = device_of(args.device)
+    memo = memo_of(args)
+    total = sum(len(c.methods) * len(c.seeds) * c.budget.max_trials for c in suite.comparisons)
+    progress = Progress(total, f"suite {suite.name}")
+
+    def done(c: Any, r: dict[str, Any]) -> None:
+        if not args.json:
+            progress.bar.clear()
+            print("\n".join([*comparison_text(r["summary"], r["timing"], device, out / c.name / "report.md"), ""]),
+                  flush=True)
+
+    try:
+        payload = run_suite(suite, out, evaluator=lambda p: evaluator_of(args, p, device, memo), device=device,
+                            memo=memo, on_trial=progress, on_comparison=done)
+    finally:
+        progress.close()
+    if args.json:
+        print(json.dumps(payload, indent=1, default=str))
+    else:
+        print(f"suite report: {out / 'report.md'}")
+
+
+def _saving(nominal: float, actual: float) -> str:
+    return f", the cache saved {1 - actual / nominal:.0%}" if nominal and actual < nominal else ""
+
+
+def cmd_cache(args: argparse.Namespace) -> None:
+    store = store_of(args)
+    if args.action == "stats":
+        payload = store.stats()
+        text = "\n".join(f"{k}: {v}" for k, v in payload.items())
+    elif args.action == "verify":
+        payload = store.verify()
+        text = (f"{payload['checked']} checkpoints checked, {payload['dropped']} corrupt dropped, "
+                f"{payload['orphans_removed']} unindexed files removed")
+    else:
+        store.clear()
+        payload = {"cleared": str(store.root)}
+        text = f"cleared {store.root}"
+    emit(args, payload, text, None, "cache.json")
+
+
+def cmd_profile_kernels(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from ..profile import format_table, plot, profile_kernels
+
+    device = device_of(args.device)
+    out = out_dir(args.out, "runs/profile-kernels")
+    bar = tqdm(desc="profile-kernels", unit="point", file=sys.stderr, leave=False, disable=not sys.stderr.isatty())
+    try:
+        result = profile_kernels(device, quick=args.quick, on_point=lambda p: bar.update(1))
+    finally:
+        bar.close()
+    result["plot"] = str(plot(result, out / "profile.png"))
+    emit(args, result, f"{format_table(result)}\n\nplot: {result['plot']}", out, "profile.json")

@@ -1,0 +1,96 @@
+"""The ``hpo-bench`` argument parser and entry point."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .args import EXIT_USAGE, UsageError
+from .commands import (cmd_cache, cmd_compare, cmd_methods, cmd_problems, cmd_profile_kernels, cmd_report, cmd_run,
+                       cmd_suite)
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hpo-bench", description="Find the best way to prune a neural network with the fewest fine-tuning runs, "
+                                "and prove which search method gets there first.",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--out", help="directory for JSON results (and the study database)")
+        sp.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    def cache_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--cache", help="checkpoint cache directory (default $HPO_BENCH_CACHE, else ~/.cache/hpo-bench)")
+        sp.add_argument("--no-cache", action="store_true", help="evaluate everything afresh, store nothing")
+        sp.add_argument("--cache-max-gb", type=float, default=None, help="evict least recently used checkpoints beyond this")
+
+    def search_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--problem", required=True, help="a registered problem (see `hpo-bench problems`)")
+        sp.add_argument("--budget", type=int, default=None, help="trials per method and seed")
+        sp.add_argument("--budget-epochs", type=int, default=None, help="nominal fine-tuning epochs per method and seed")
+        sp.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where evaluation runs")
+        sp.add_argument("--storage", help="Optuna storage: a journal file (*.log), a SQLite path or a database URL "
+                        "(default OUT/studies.log)")
+        sp.add_argument("--eval-seed", type=int, default=0, help="seed of fine-tuning (data order)")
+        cache_opts(sp)
+
+    sp = sub.add_parser("problems", help="list the problems")
+    common(sp)
+    sp.set_defaults(func=cmd_problems)
+    sp = sub.add_parser("methods", help="list the search methods")
+    common(sp)
+    sp.set_defaults(func=cmd_methods)
+    sp = sub.add_parser("run", help="one search: best config within the budget")
+    common(sp)
+    search_opts(sp)
+    sp.add_argument("--method", default="tpe")
+    sp.add_argument("--seed", type=int, default=0, help="the search method's seed")
+    sp.set_defaults(func=cmd_run)
+    sp = sub.add_parser("compare", help="methods x seeds at an equal budget")
+    common(sp)
+    search_opts(sp)
+    sp.add_argument("--methods", default="grid,random,gp,tpe", help="comma-separated method names")
+    sp.add_argument("--seeds", default="5", help="a count (5), a list (0,3,7) or a range (0-4)")
+    sp.set_defaults(func=cmd_compare)
+    sp = sub.add_parser("profile-kernels", help="time sparse inference against dense and torch.sparse")
+    common(sp)
+    sp.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="where the kernels run")
+    sp.add_argument("--quick", action="store_true", help="a small grid (seconds), e.g. to check the setup")
+    sp.set_defaults(func=cmd_profile_kernels)
+    sp = sub.add_parser("report", help="report.md, plots and summary.json of a compare's --out DIR")
+    sp.add_argument("dir", help="a directory holding compare.json")
+    sp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sp.set_defaults(func=cmd_report, out=None)
+    sp = sub.add_parser("suite", help="run the comparisons a suite file (TOML) names")
+    common(sp)
+    sp.add_argument("file", help="a suite file, e.g. benchmarks/suites/default.toml")
+    sp.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where evaluation runs")
+    sp.add_argument("--eval-seed", type=int, default=0, help="seed of fine-tuning (data order)")
+    cache_opts(sp)
+    sp.set_defaults(func=cmd_suite)
+    sp = sub.add_parser("cache", help="inspect or clean the checkpoint cache")
+    sp.add_argument("action", choices=["stats", "verify", "clear"])
+    sp.add_argument("--cache", help="cache directory (default $HPO_BENCH_CACHE, else ~/.cache/hpo-bench)")
+    sp.add_argument("--json", action="store_true", help="print the results as JSON")
+    sp.set_defaults(func=cmd_cache, out=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "budget", None) is None and getattr(args, "budget_epochs", None) is None and args.command in ("run", "compare"):
+        from ..harness.budget import DEFAULT_TRIALS
+
+        args.budget = DEFAULT_TRIALS
+    try:
+        args.func(args)
+    except (UsageError, ValueError) as e:
+        print(f"hpo-bench: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("hpo-bench: interrupted; rerun the same command to continue", file=sys.stderr)
+        return 130
+    return 0

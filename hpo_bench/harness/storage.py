@@ -1,0 +1,67 @@
+"""Where the trial ledger lives: an Optuna storage from a path or URL, and the study names in it.
+
+A path ending in .log/.jsonl/.journal is an Optuna journal file (the default under an output
+directory, ``default_storage``); any other path, or ``sqlite:///path``, a SQLite file; any other
+URL (``postgresql://...``, for several machines) goes to Optuna's RDB storage as is.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["JOURNAL_SUFFIXES", "default_storage", "open_storage", "study_name"]
+
+JOURNAL_SUFFIXES = (".log", ".jsonl", ".journal")
+
+
+def default_storage(out_dir: Path) -> str:
+    """The trial ledger of an output directory: ``studies.log``, an Optuna journal file (an
+    append-only log: ~6x less time per trial than SQLite through SQLAlchemy here, resumable and
+    safe for several processes on one machine, as SQLite is). A directory written before the
+    journal became the default keeps its ``studies.db``, so rerunning there still resumes."""
+    legacy = out_dir / "studies.db"
+    return str(legacy) if legacy.exists() else str(out_dir / "studies.log")
+
+
+def open_storage(storage: str | None) -> Any:
+    """An Optuna storage: None -> in memory; a path ending in .log/.jsonl/.journal -> an Optuna
+    journal file; any other path or ``sqlite:///path`` -> that SQLite file (a path's directory must
+    exist); any other URL (``postgresql://...``, for several machines) is handed to Optuna as is."""
+    import optuna
+
+    if storage is None:
+        return optuna.storages.InMemoryStorage()
+    url = storage if "://" in storage else f"sqlite:///{storage}"
+    if url.startswith("sqlite:///"):  # a file here, journal or SQLite
+        path = Path(url[len("sqlite:///"):])
+        if not path.parent.is_dir():
+            raise ValueError(f"storage directory {str(path.parent)!r} does not exist")
+        if "://" not in storage and path.suffix in JOURNAL_SUFFIXES:
+            from optuna.storages.journal import JournalFileBackend
+
+            return optuna.storages.JournalStorage(JournalFileBackend(storage))
+    if not url.startswith("sqlite"):
+        return optuna.storages.RDBStorage(url)
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    _fast_sqlite(storage.engine)
+    return storage
+
+
+def _fast_sqlite(engine: Any) -> None:
+    """WAL journal + synchronous=NORMAL: one fsync per checkpoint instead of several per trial.
+    A killed process loses nothing (the OS holds the written WAL); only a power cut can drop the
+    last transactions, never corrupt the file."""
+    from sqlalchemy import event
+
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()  # connections opened before the listener reconnect with it
+
+
+def study_name(problem: str, method: str, seed: int) -> str:
+    return f"{problem}/{method}/seed{seed}"
