@@ -19,7 +19,7 @@ K = ops.prune_count(N, SPARSITY)
 
 pytestmark = pytest.mark.skipif(
     "native" not in ops.available_backends(),
-    reason=f"native backend: {ops._load_errors.get('native')}",
+    reason=f"native backend: {ops.dispatch.load_error('native')}",
 )
 
 

@@ -18,7 +18,7 @@ from hpo_bench.profile import pruned_weight
 
 pytestmark = pytest.mark.skipif(
     "native" not in ops.available_backends(),
-    reason=f"native backend: {ops._load_errors.get('native')}",
+    reason=f"native backend: {ops.dispatch.load_error('native')}",
 )
 
 W = pruned_weight((4096, 4096), 0.9, "unstructured", torch.device("cpu"))

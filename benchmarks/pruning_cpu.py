@@ -164,7 +164,7 @@ def main() -> None:
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
-    assert "native" in ops.available_backends(), ops._load_errors.get("native")
+    assert "native" in ops.available_backends(), ops.dispatch.load_error("native")
     n = 1 << args.log2n
     gen = torch.Generator().manual_seed(0)
     one = [torch.randn(n, generator=gen)]

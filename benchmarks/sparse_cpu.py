@@ -58,7 +58,8 @@ def end_to_end(repeats: int) -> dict:
     from hpo_bench.compression.pruning import prune_model
     from hpo_bench.compression.sparsify import measure_latency, sparsify, time_interleaved
     from hpo_bench.evaluate.training import as_tensors
-    from hpo_bench.problems import dense_state, get_problem
+    from hpo_bench.evaluate.pretrained import dense_state
+    from hpo_bench.problems import get_problem
 
     problem = get_problem("digits-mlp")
     model = problem.model()

@@ -1,4 +1,6 @@
-// bindings.cpp -- the only file that knows Python: exposes csrc/magnitude.h as hpo_bench._native.
+// bindings.cpp -- the only file that knows Python: exposes csrc/magnitude.h (magnitude and N:M
+// pruning) and csrc/spmm.h (sparse x dense products) as hpo_bench._native, which the native
+// backend hpo_bench/ops/native.py wraps (typed in hpo_bench/_native.pyi).
 //
 // Tensors cross as plain integers (tensor.data_ptr(), numel) plus a dtype code (0 float32,
 // 1 float16, 2 bfloat16), so the build needs no torch headers. The GIL is released while a kernel
@@ -35,7 +37,7 @@ std::vector<Segment> segments(const std::vector<uintptr_t>& ptrs, const std::vec
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
-  m.doc() = "hpo_bench native kernels (C++17 + OpenMP): magnitude pruning over raw buffers";
+  m.doc() = "hpo_bench native kernels (C++17 + OpenMP): pruning and sparse products, raw buffers";
 
   m.def(
       "kth_magnitude",

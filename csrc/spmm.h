@@ -2,7 +2,7 @@
 //
 // Every function computes y = x @ W.T (+ bias) in float32: x is [batch, cols] row-major, y is
 // [batch, rows] row-major, W is [rows, cols] in one of the packed formats of hpo_bench.ops
-// (see the "sparse inference" section there for the buffer layouts). Threads split the rows by
+// (hpo_bench/ops/formats.py documents the buffer layouts). Threads split the rows by
 // nonzero count, not by row count, so a few dense rows cannot leave a thread idle.
 #pragma once
 

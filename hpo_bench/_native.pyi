@@ -1,8 +1,13 @@
-"""Type stub of the C++ extension hpo_bench._native (csrc/bindings.cpp).
+"""Type stub of the C++ extension hpo_bench._native (csrc/bindings.cpp), used through the native
+backend hpo_bench.ops.native.
 
 Buffers are passed as raw addresses (``tensor.data_ptr()``), element counts and dtype codes
 (0 float32, 1 float16, 2 bfloat16); masks are bool/uint8 buffers of the same element counts.
 NaN in the input raises ValueError (with "NaN" in the message) and leaves the buffers untouched.
+
+The sparse products compute float32 ``y[batch, rows] = x[batch, cols] @ W.T (+ bias)`` with W in
+one of the packed formats of hpo_bench.ops.formats (its buffers passed by address); ``x`` and
+``y`` are row-major, ``bias`` is 0 for none.
 """
 
 def kth_magnitude(
@@ -13,4 +18,16 @@ def prune(
 ) -> None: ...
 def nm_prune(
     ptr: int, size: int, dtype: int, mask: int, n: int, m: int, threads: int
+) -> None: ...
+def spmm_csr(
+    crow: int, col: int, col_bytes: int, values: int, rows: int, cols: int,
+    x: int, batch: int, bias: int, y: int, threads: int,
+) -> None: ...
+def spmm_bsr(
+    crow: int, col: int, values: int, bh: int, bw: int, rows: int, cols: int,
+    x: int, batch: int, bias: int, y: int, threads: int,
+) -> None: ...
+def spmm_bitmask(
+    bits: int, crow: int, values: int, rows: int, cols: int,
+    x: int, batch: int, bias: int, y: int, threads: int,
 ) -> None: ...

@@ -1,13 +1,17 @@
 """Triton backend of hpo_bench.ops (GPU; runs on CPU under ``TRITON_INTERPRET=1``).
 
-One module per op, each with its kernel(s) and launcher: select.py (radix select of the k-th
-|w|), apply.py (global prune with the tie rule), nm.py (N:M), and _common.py (keys and chunk
-tables); bsr.py (BSR x dense, tl.dot per nonzero block) and skinny.py (batch <= 16, GEMV-like) for
-``sparse_linear`` on the formats in ``SPARSE_FORMATS`` (ops.py runs its reference for the
-others). This file is the backend protocol of ops.py (``kth_magnitude``, ``prune_``,
-``nm_mask_prune_``, ``sparse_linear``, ``available``, ``unavailable_reason``); the sparse modules
-are imported on first use only. Triton is imported lazily and once:
-importing this package never fails, ``available()`` says whether the kernels can run here.
+This package implements ``hpo_bench.ops.protocol.Backend`` (its docstring says what ops has checked
+before each call, the tie rule, what comes back and what is raised): ``kth_magnitude``, ``prune_``,
+``nm_mask_prune_`` for pruning, and ``SPARSE_FORMATS``, ``supports``, ``sparse_linear`` for sparse
+products (BSR only; ``ops`` runs its reference for every product ``supports`` declines). It adds
+``available`` and ``unavailable_reason``: importing this package never fails, and Triton is
+imported lazily and once; ``available()`` says whether the kernels can run here.
+
+One module per op, each with its kernel(s) and launcher: select.py (radix select of the k-th |w|),
+apply.py (global prune with the tie rule), nm.py (N:M), and _common.py (keys and chunk tables);
+bsr.py (BSR x dense, tl.dot per nonzero block) and skinny.py (batch <= 16, GEMV-like) for
+``sparse_linear``, imported on first use only. Like every backend, this package imports only the
+bottom of ``hpo_bench.ops`` (``formats``), never the ops that dispatch here.
 
 Tensors that are not where the kernels run (CPU tensors on a CUDA machine, CUDA tensors under the
 interpreter) are copied there and the results copied back in place.
@@ -17,9 +21,9 @@ from __future__ import annotations
 import os
 
 __all__ = ["SPARSE_FORMATS", "available", "kth_magnitude", "nm_mask_prune_", "prune_", "sparse_linear",
-           "unavailable_reason"]
+           "supports", "unavailable_reason"]
 
-SPARSE_FORMATS = ("bsr",)  # sparse_linear formats run here; ops.py runs its reference for others
+SPARSE_FORMATS: tuple[str, ...] = ("bsr",)  # any dtype ops accepts; any block size 4..64
 
 _reason: str | None = None
 _checked = False
@@ -115,6 +119,11 @@ def nm_mask_prune_(tensor, n: int, m: int):
     return mask.to(tensor.device)
 
 
+def supports(x2, sw, bias) -> bool:
+    """Every product of a weight in ``SPARSE_FORMATS``."""
+    return sw.format in SPARSE_FORMATS
+
+
 _sparse_runners: tuple | None = None  # (SKINNY_MAX_BATCH, skinny_linear, bsr_linear, interpreting)
 
 
@@ -149,7 +158,7 @@ def sparse_linear(x2, sw, bias=None):
         if x2.device == dev and sw.device == dev and (bias is None or bias.device == dev):
             return run(x2, sw, bias)
     # Not where the kernels run (CPU tensors on a CUDA machine, CUDA ones under the interpreter).
-    from hpo_bench.ops import SparseWeight
+    from hpo_bench.ops.formats import SparseWeight
 
     moved = SparseWeight(sw.format, sw.shape, {k: v.to(dev) for k, v in sw.data.items()}, sw.block,
                          sw.dtype, dev, sw.nnz)

@@ -16,7 +16,7 @@ prefer blocks of 16 or more on GPU. float32 inputs are multiplied in IEEE fp32 u
 ``torch.backends.cuda.matmul.allow_tf32`` is set (the same rule as torch's dense F.linear);
 bf16/fp16 go to the tensor cores as they are; every product accumulates in fp32.
 
-Reference: ``ops.ref_sparse_linear`` (densify, then F.linear); ``reference`` below is that function.
+Reference: ``hpo_bench.ops.reference.sparse_linear`` (densify, then F.linear).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import triton.language as tl
 
 from ._common import bsr_operands, cdiv, dot_flags, next_pow2, sm_count
 
-__all__ = ["bsr_config", "bsr_linear", "reference"]
+__all__ = ["bsr_config", "bsr_linear"]
 
 
 @triton.jit
@@ -111,10 +111,3 @@ def bsr_linear(x2: torch.Tensor, sw, bias: torch.Tensor | None = None, *, config
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )
     return y
-
-
-def reference(x2: torch.Tensor, sw, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """The specification: ``ops.ref_sparse_linear`` (densify, then F.linear)."""
-    from hpo_bench.ops import ref_sparse_linear
-
-    return ref_sparse_linear(x2, sw, bias)

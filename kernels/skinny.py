@@ -21,7 +21,7 @@ comes from L2. Two ways to multiply, chosen by ``skinny_config``:
 Bias is fused; any block size 4..64 works (tiles are the next power of two, masked). fp32 inputs:
 exact fp32 on the FMA path; on the DOT path IEEE fp32 unless torch allows tf32 (as in bsr.py).
 
-Reference: ``ops.ref_sparse_linear``; ``bsr.reference`` is that function.
+Reference: ``hpo_bench.ops.reference.sparse_linear`` (densify, then F.linear).
 """
 from __future__ import annotations
 

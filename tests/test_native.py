@@ -1,14 +1,15 @@
 """Native-only tests of the C++ backend (csrc/): sizes and thread counts that put many chunk
 boundaries inside tensors and inside runs of ties, mixed dtypes, inf/NaN/subnormal edge cases. Every
-result is compared with the torch reference in hpo_bench.ops, bit for bit."""
+result is compared with the torch reference (hpo_bench.ops.reference), bit for bit."""
 import pytest
 import torch
 
 from hpo_bench import ops
+from hpo_bench.ops import dispatch, reference
 
 pytestmark = pytest.mark.skipif(
     "native" not in ops.available_backends(),
-    reason=f"native backend: {ops._load_errors.get('native')}",
+    reason=f"native backend: {dispatch.load_error('native')}",
 )
 
 _BITS = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16}
@@ -37,7 +38,7 @@ def _odd_sizes(count, total, gen):
 def _assert_prune_matches_reference(tensors, sparsity):
     k = ops.prune_count(sum(t.numel() for t in tensors), sparsity)
     ref = [t.clone() for t in tensors]
-    ref_masks = ops.prune_(ref, k)
+    ref_masks = reference.prune_(ref, k)
     work = [t.clone() for t in tensors]
     masks = ops.magnitude_prune_(work, sparsity, backend="native")
     assert sum(int((~m).sum()) for m in masks) == k
@@ -144,7 +145,7 @@ def test_nm_large_and_tied(threads, dtype, n, m):
     t = torch.randn(97, m * 31, generator=gen).to(dtype)
     t[::3] = torch.randint(-2, 3, (t[::3].shape), generator=gen).to(dtype)  # rows full of ties
     ref = t.clone()
-    ref_mask = ops.nm_mask_prune_(ref, n, m)
+    ref_mask = reference.nm_mask_prune_(ref, n, m)
     work = t.clone()
     mask = ops.nm_prune_(work, n, m, backend="native")
     assert torch.equal(mask, ref_mask)

@@ -18,10 +18,16 @@ def _weights(m):
 def test_unstructured_global_prunes_exactly_k(sparsity):
     m = _model()
     n = sum(w.numel() for w in _weights(m))
+    before = [w.detach().clone() for w in _weights(m)]
     res = prune_model(m, "unstructured", sparsity)
     zeros = sum(int((w == 0).sum()) for w in _weights(m))
     assert zeros == round(sparsity * n) and res.sparsity == pytest.approx(zeros / n)
     kept = torch.cat([w.detach().abs().flatten()[mask.flatten()] for w, mask in zip(_weights(m), res.masks)])
+    # Global pruning keeps the n - k largest magnitudes over all layers, untouched.
+    largest = torch.cat([b.abs().flatten() for b in before]).sort().values[round(sparsity * n):]
+    assert torch.equal(kept.sort().values, largest)
+    for w, b, mask in zip(_weights(m), before, res.masks):
+        assert torch.equal(w.detach()[mask], b[mask])
     assert m[0].bias.ne(0).all()  # biases are not pruned
 
 

@@ -1,11 +1,13 @@
-"""Contract suite of sparse inference: every backend that lists a format (ops.sparse_linear hands it
-those) must equal the reference, ``ops.ref_sparse_linear`` (densify + F.linear), on odd shapes, empty
-rows, fully dense and fully zero weights, partial BSR blocks and every batch-tile path."""
+"""Contract suite of sparse inference: every backend that lists a format in its ``SPARSE_FORMATS``
+(ops.sparse_linear hands it those products it ``supports``) must equal the reference,
+``hpo_bench.ops.reference.sparse_linear`` (densify + F.linear), on odd shapes, empty rows, fully
+dense and fully zero weights, partial BSR blocks and every batch-tile path."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 from hpo_bench import ops
+from hpo_bench.ops import dispatch, reference
 
 FORMATS = ["csr", "bsr", "bitmask"]
 
@@ -14,8 +16,8 @@ def _backends(fmt):
     """(backend, device) pairs that run ``fmt`` themselves; the torch backend *is* the reference."""
     out = []
     for name in ops.available_backends():
-        module = ops._load(name)
-        if name == "torch" or fmt not in getattr(module, "SPARSE_FORMATS", ()):
+        module = dispatch.load(name)
+        if name == "torch" or fmt not in module.SPARSE_FORMATS:
             continue
         out.append((name, "cuda" if name == "triton" and torch.cuda.is_available() else "cpu"))
     return out
@@ -39,7 +41,7 @@ def _check(fmt, backend, device, w, batch, block=16, bias=True, dtype=torch.floa
     w = w.to(device=device, dtype=dtype)
     sw = ops.to_sparse(w, fmt, block=block)
     y = ops.sparse_linear(x, sw, b, backend=backend)
-    ref = ops.ref_sparse_linear(x.reshape(-1, w.shape[1]), sw, b).reshape(*lead, batch, w.shape[0])
+    ref = reference.sparse_linear(x.reshape(-1, w.shape[1]), sw, b).reshape(*lead, batch, w.shape[0])
     assert y.shape == ref.shape and y.dtype == dtype
     tol = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 5e-2}[dtype]
     scale = max(1.0, float(ref.abs().max())) if ref.numel() else 1.0
@@ -112,6 +114,6 @@ def test_forced_torch_backend_runs_the_reference(monkeypatch):
     sw = ops.to_sparse(w, "csr")
     x = torch.randn(3, 12)
     monkeypatch.setenv("HPO_BENCH_BACKEND", "torch")
-    assert torch.equal(ops.sparse_linear(x, sw), ops.ref_sparse_linear(x, sw, None))
+    assert torch.equal(ops.sparse_linear(x, sw), reference.sparse_linear(x, sw, None))
     monkeypatch.delenv("HPO_BENCH_BACKEND")
-    assert torch.equal(ops.sparse_linear(x, sw, backend="torch"), ops.ref_sparse_linear(x, sw, None))
+    assert torch.equal(ops.sparse_linear(x, sw, backend="torch"), reference.sparse_linear(x, sw, None))

@@ -12,7 +12,8 @@ from hpo_bench.compression import sparsify as sp
 from hpo_bench.compression.pruning import prune_model
 from hpo_bench.evaluate.training import as_tensors
 from hpo_bench.nn import SparseLinear
-from hpo_bench.problems import dense_state, get_problem
+from hpo_bench.evaluate.pretrained import dense_state
+from hpo_bench.problems import get_problem
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Kernel-level tests of the Triton backend (hpo_bench.kernels) against the torch reference in ops.py.
+"""Kernel-level tests of the Triton backend (hpo_bench.kernels) against the torch reference,
+hpo_bench.ops.reference.
 
 On a machine without CUDA they run under the Triton interpreter (TRITON_INTERPRET=1, set here
 before Triton is imported); with CUDA they run on CUDA tensors. Block and chunk sizes are shrunk
@@ -13,8 +14,9 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 pytest.importorskip("triton", reason="triton is not installed: the Triton kernels cannot run")
 
-from hpo_bench import kernels, ops  # noqa: E402
+from hpo_bench import kernels  # noqa: E402
 from hpo_bench.kernels import _common  # noqa: E402
+from hpo_bench.ops import reference  # noqa: E402
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -32,7 +34,7 @@ def _rand(shape, dtype, gen, scale=1.0):
 
 def _check_prune(tensors, k):
     ref = [t.clone() for t in tensors]
-    ref_masks = ops.prune_(ref, k)
+    ref_masks = reference.prune_(ref, k)
     work = [t.clone().to(DEV) for t in tensors]
     masks = kernels.prune_(work, k)
     assert sum(int((~m).sum()) for m in masks) == k
@@ -54,7 +56,7 @@ def test_prune_and_threshold_odd_sizes(dtype):
     for k in (0, 1, n // 2 + 1, n):
         _check_prune(tensors, k)
         if k:
-            assert kernels.kth_magnitude([t.to(DEV) for t in tensors], k) == ops.kth_magnitude(tensors, k)
+            assert kernels.kth_magnitude([t.to(DEV) for t in tensors], k) == reference.kth_magnitude(tensors, k)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -66,7 +68,7 @@ def test_ties_across_blocks_and_programs(dtype):
     n = sum(t.numel() for t in tensors)
     for k in (5, 2345, 4500):
         _check_prune(tensors, k)
-        assert kernels.kth_magnitude([t.to(DEV) for t in tensors], k) == ops.kth_magnitude(tensors, k)
+        assert kernels.kth_magnitude([t.to(DEV) for t in tensors], k) == reference.kth_magnitude(tensors, k)
 
 
 def test_all_equal_and_single_element():
@@ -86,7 +88,7 @@ def test_mixed_dtypes():
     n = sum(t.numel() for t in tensors)
     for k in (1, n // 2):
         _check_prune(tensors, k)
-        assert kernels.kth_magnitude([t.to(DEV) for t in tensors], k) == ops.kth_magnitude(tensors, k)
+        assert kernels.kth_magnitude([t.to(DEV) for t in tensors], k) == reference.kth_magnitude(tensors, k)
 
 
 def test_every_radix_width_gives_the_same_answer(monkeypatch):
@@ -130,7 +132,7 @@ def test_nm_equals_reference(dtype, n, m):
     t[1, :m] = -0.0
     t[2, :m] = float("inf")
     ref = t.clone()
-    ref_mask = ops.nm_mask_prune_(ref, n, m)
+    ref_mask = reference.nm_mask_prune_(ref, n, m)
     work = t.clone().to(DEV)
     mask = kernels.nm_mask_prune_(work, n, m)
     assert torch.equal(mask.cpu(), ref_mask) and torch.equal(work.cpu(), ref)

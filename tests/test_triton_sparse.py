@@ -1,4 +1,5 @@
-"""Triton sparse inference (hpo_bench.kernels: bsr.py, skinny.py) against ops.ref_sparse_linear.
+"""Triton sparse inference (hpo_bench.kernels: bsr.py, skinny.py) against the reference product,
+``hpo_bench.ops.reference.sparse_linear``.
 
 Without CUDA these run under the Triton interpreter (TRITON_INTERPRET=1, set before Triton is
 imported; about 1 ms per program), so the weights are small: odd sizes that are not multiples of
@@ -18,6 +19,7 @@ pytest.importorskip("triton", reason="triton is not installed: the Triton kernel
 
 from hpo_bench import kernels, ops  # noqa: E402
 from hpo_bench.kernels import bsr, skinny  # noqa: E402
+from hpo_bench.ops import reference  # noqa: E402
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 # (rtol, atol) vs the fp32 reference: a few units of the output's last place.
@@ -45,7 +47,7 @@ def _check(w, block, batch, dtype, gen, bias=True, run=None, nan_pad=False):
         xd = buf[:, : w.shape[1]]
     b = torch.randn(w.shape[0], generator=gen).to(dtype) if bias else None
     sw = ops.to_sparse(w, "bsr", block=block)
-    ref = ops.ref_sparse_linear(x.float(), ops.to_sparse(w.float(), "bsr", block=block),
+    ref = reference.sparse_linear(x.float(), ops.to_sparse(w.float(), "bsr", block=block),
                                 None if b is None else b.float())
     swd = ops.SparseWeight(sw.format, sw.shape, {k: v.to(DEV) for k, v in sw.data.items()}, sw.block,
                            sw.dtype, torch.device(DEV), sw.nnz)

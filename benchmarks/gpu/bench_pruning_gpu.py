@@ -165,7 +165,8 @@ def main() -> int:
     sys.path.insert(0, ROOT)
     from hpo_bench import ops
 
-    log("backends:", ops.available_backends(), ops._load_errors)
+    log("backends:", ops.available_backends(),
+        {b: ops.dispatch.load_error(b) for b in ops.dispatch.BACKENDS if ops.dispatch.load_error(b)})
     sizes = [1 << 26, 1 << 28] if not ARGS.smoke else [1 << 12, 1 << 14]
     failures = 0
     plan = [(threshold_group, (dt, n, parts)) for dt in (torch.float32, torch.bfloat16)

@@ -260,7 +260,8 @@ def main() -> int:
     sys.path.insert(0, ROOT)
     from hpo_bench import ops
 
-    log("backends:", ops.available_backends(), ops._load_errors)
+    log("backends:", ops.available_backends(),
+        {b: ops.dispatch.load_error(b) for b in ops.dispatch.BACKENDS if ops.dispatch.load_error(b)})
     if ARGS.smoke:
         shapes, blocks, batches = [(96, 80)], [32, 16], [1, 20]
     else:

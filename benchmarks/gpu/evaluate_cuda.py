@@ -18,7 +18,8 @@ import torch
 from hpo_bench import ops
 from hpo_bench.compression.pruning import prune_model
 from hpo_bench.evaluate import Evaluator
-from hpo_bench.problems import dense_state, get_problem
+from hpo_bench.evaluate.pretrained import dense_state
+from hpo_bench.problems import get_problem
 
 TUNED = {"pattern": "unstructured-layer", "lr": 1e-2, "epochs": 4, "batch_size": 64, "weight_decay": 1e-5}
 

@@ -1,6 +1,6 @@
-"""The native (C++17 + OpenMP) backend of ``hpo_bench.ops``: the backend protocol on top of the
-extension ``hpo_bench._native`` (csrc/). Importing this module raises ImportError when the extension
-is not built, which ``ops`` reports as "native backend unavailable".
+"""The native (C++17 + OpenMP) backend: ``protocol.Backend`` on top of the extension
+``hpo_bench._native`` (csrc/). Importing this module raises ImportError when the extension is not
+built, which ``dispatch`` reports as the reason the native backend is unavailable.
 
 Tensors reach C++ as raw addresses, so nothing is copied: inputs arrive validated by ``ops``
 (contiguous, CPU, supported dtype). Masks are allocated here, as torch.bool, and filled in C++.
@@ -8,28 +8,28 @@ The thread count follows ``torch.get_num_threads()``.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 
 from .. import _native
+from .formats import SparseWeight
 
 if not all(hasattr(_native, f) for f in ("kth_magnitude", "prune", "nm_prune")):
     # A stale build (e.g. the placeholder extension) imports but binds nothing useful.
     raise ImportError("hpo_bench._native is out of date; rebuild it: pip install -e .")
-# A build from before csrc/spmm.cpp still prunes; its sparse products fall to the reference.
+# A build from before csrc/spmm.cpp still prunes; ``supports`` then declines every sparse product.
 _native_sparse = all(hasattr(_native, f) for f in ("spmm_csr", "spmm_bsr", "spmm_bitmask"))
 
-__all__ = ["SPARSE_FORMATS", "kth_magnitude", "nm_mask_prune_", "prune_", "sparse_linear"]
+__all__ = ["SPARSE_FORMATS", "kth_magnitude", "nm_mask_prune_", "prune_", "sparse_linear",
+           "supports"]
 
-#: Formats ``ops.sparse_linear`` hands to this backend (float32 runs in C++; other dtypes go to the
-#: reference, as there is no fast half-precision path on a CPU without native fp16 arithmetic).
-SPARSE_FORMATS = ("csr", "bsr", "bitmask")
+#: Formats of csrc/spmm.cpp. It runs float32 only: half-precision products go to the reference, as
+#: there is no fast half-precision path on a CPU without native fp16 arithmetic.
+SPARSE_FORMATS: tuple[str, ...] = ("csr", "bsr", "bitmask")
 
 _DTYPE_CODE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 
 
-def _buffers(tensors: Sequence[torch.Tensor]) -> tuple[list[int], list[int], list[int]]:
+def _buffers(tensors: list[torch.Tensor]) -> tuple[list[int], list[int], list[int]]:
     return (
         [t.data_ptr() for t in tensors],
         [t.numel() for t in tensors],
@@ -37,19 +37,19 @@ def _buffers(tensors: Sequence[torch.Tensor]) -> tuple[list[int], list[int], lis
     )
 
 
-def _modified(tensors: Sequence[torch.Tensor]) -> None:
+def _modified(tensors: list[torch.Tensor]) -> None:
     # The weights were written behind autograd's back: bump their version counters so a graph that
     # saved one of them fails loudly instead of computing a wrong gradient.
     for t in tensors:
         torch.autograd.graph.increment_version(t)
 
 
-def kth_magnitude(tensors: Sequence[torch.Tensor], k: int) -> float:
+def kth_magnitude(tensors: list[torch.Tensor], k: int) -> float:
     ptrs, sizes, dtypes = _buffers(tensors)
     return _native.kth_magnitude(ptrs, sizes, dtypes, int(k), torch.get_num_threads())
 
 
-def prune_(tensors: Sequence[torch.Tensor], k: int) -> list[torch.Tensor]:
+def prune_(tensors: list[torch.Tensor], k: int) -> list[torch.Tensor]:
     ptrs, sizes, dtypes = _buffers(tensors)
     masks = [torch.empty(t.shape, dtype=torch.bool, device=t.device) for t in tensors]
     mask_ptrs = [m.data_ptr() for m in masks]
@@ -68,13 +68,14 @@ def nm_mask_prune_(tensor: torch.Tensor, n: int, m: int) -> torch.Tensor:
     return mask
 
 
-def sparse_linear(x2: torch.Tensor, sw, bias: torch.Tensor | None) -> torch.Tensor:
-    """``x2 @ W.T + bias`` for a contiguous 2-D float32 CPU ``x2`` (csrc/spmm.cpp)."""
-    if x2.dtype != torch.float32 or x2.device.type != "cpu" or not _native_sparse or (
-            bias is not None and bias.dtype != torch.float32):
-        from ..ops import ref_sparse_linear
+def supports(x2: torch.Tensor, sw: SparseWeight, bias: torch.Tensor | None) -> bool:
+    """float32 CPU products in ``SPARSE_FORMATS``, if the build has csrc/spmm.cpp."""
+    return (_native_sparse and sw.format in SPARSE_FORMATS and x2.dtype == torch.float32
+            and x2.device.type == "cpu" and (bias is None or bias.dtype == torch.float32))
 
-        return ref_sparse_linear(x2, sw, bias)
+
+def sparse_linear(x2: torch.Tensor, sw: SparseWeight, bias: torch.Tensor | None) -> torch.Tensor:
+    """``x2 @ W.T + bias`` for a contiguous 2-D float32 CPU ``x2`` (csrc/spmm.cpp)."""
     rows, cols = sw.shape
     d = sw.data
     y = torch.empty(x2.shape[0], rows, dtype=x2.dtype)
@@ -85,7 +86,7 @@ def sparse_linear(x2: torch.Tensor, sw, bias: torch.Tensor | None) -> torch.Tens
         _native.spmm_csr(d["crow"].data_ptr(), d["col"].data_ptr(), d["col"].element_size(),
                          d["values"].data_ptr(), rows, cols, *dense)
     elif sw.format == "bsr":
-        bh, bw = sw.block
+        bh, bw = sw.block  # type: ignore[misc]
         _native.spmm_bsr(d["crow"].data_ptr(), d["col"].data_ptr(), d["values"].data_ptr(), bh, bw,
                          rows, cols, *dense)
     else:
