@@ -32,13 +32,15 @@ def emit(args: argparse.Namespace, payload: dict[str, Any], text: str, out: Path
             print(f"\nresults: {out / name}")
 
 
-def comparison_text(summary: dict[str, Any], timing: dict[str, float], device: str, report: Path) -> list[str]:
+def comparison_text(summary: dict[str, Any], timing: dict[str, float], device: str, report: Path,
+                    notes: list[str] | None = None) -> list[str]:
     """The lines that show one comparison, the same for ``compare`` and ``suite``: what was
-    compared, the headline table, the pairwise table, where the time went, where the report is."""
+    compared, the headline table (then ``notes``), the pairwise table, where the time went, where
+    the report is."""
     from ..harness.report import describe, headline, pairwise_table
     from ..harness.timing import timing_line
 
-    return [f"{describe(summary)} on {device} ({timing['wall_s']:.0f} s)", "", headline(summary), "",
+    return [f"{describe(summary)} on {device} ({timing['wall_s']:.0f} s)", "", headline(summary), *(notes or []), "",
             pairwise_table(summary), timing_line(timing), f"report: {report}"]
 
 
@@ -127,13 +129,14 @@ def cmd_compare(args: argparse.Namespace) -> None:
         progress.close()
     summary = write_report(out, res)
     timing = timing_of(res, time.perf_counter() - t0)
-    lines = comparison_text(summary, timing, device, out / "report.md")
     obj, direction = problem.objectives[0], problem.directions[0]
+    notes = [""]
     if res.baseline:
-        lines.append(f"untuned default: {obj} {fmt(res.baseline['values'][obj])}  ({config_text(res.baseline['config'])})")
+        notes.append(f"untuned default: {obj} {fmt(res.baseline['values'][obj])}  ({config_text(res.baseline['config'])})")
     best = max(res.runs, key=lambda r: ((b.values[0] if direction == "maximize" else -b.values[0]) if (b := r.best()) else float("-inf")))  # type: ignore[index]
     if (b := best.best()) is not None:
-        lines.append(f"best found: {obj} {fmt(b.values[0])} by {best.method} seed {best.seed}  ({config_text(problem.config(b.params))})")  # type: ignore[index]
+        notes.append(f"best found: {obj} {fmt(b.values[0])} by {best.method} seed {best.seed}  ({config_text(problem.config(b.params))})")  # type: ignore[index]
+    lines = comparison_text(summary, timing, device, out / "report.md", notes)
     payload = compare_json(res) | {"device": device, "timing": timing}
     emit(args, payload, "\n".join(lines), out, "compare.json")
 
