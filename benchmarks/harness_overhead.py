@@ -25,8 +25,10 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 class InstantEvaluator:
     """Reports a made-up curve at once: no training, so only the harness is timed."""
 
+    seed = 0
+
     def evaluate(self, config, reporter):
-        from hpo_bench.evaluate.evaluator import EvalResult
+        from hpo_bench.evaluate import EvalResult
 
         curve = []
         for e in range(1, int(config["epochs"]) + 1):

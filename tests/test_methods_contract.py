@@ -102,12 +102,28 @@ def test_method_objective_mismatch_is_clear(tiny, tiny_mo):
 @pytest.mark.parametrize("ledger", ["s.db", "s.log"])  # SQLite, Optuna journal file
 def test_resume_continues_the_same_study(tiny, tmp_path, ledger):
     db = str(tmp_path / ledger)
-    first = search(tiny, "tpe", Budget(trials=4), seed=5, storage=db)
+    seen = []
+
+    def stop_after_four(rec):  # Ctrl-C between trials
+        seen.append(rec)
+        if len(seen) == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        search(tiny, "tpe", Budget(trials=6), seed=5, storage=db, on_trial=stop_after_four)
     more = search(tiny, "tpe", Budget(trials=6), seed=5, storage=db)
     assert len(more.trials) == 6
-    assert [t.params for t in more.trials[:4]] == [t.params for t in first.trials]
+    assert [t.params for t in more.trials[:4]] == [t.params for t in seen]
     fresh = search(tiny, "tpe", Budget(trials=6), seed=5)
     assert [t.params for t in fresh.trials] == [t.params for t in more.trials]
+
+
+def test_another_budget_is_another_study(tiny, tmp_path):
+    db = str(tmp_path / "s.log")
+    small = search(tiny, "grid", Budget(trials=4), seed=0, storage=db)
+    big = search(tiny, "grid", Budget(trials=12), seed=0, storage=db)
+    assert small.study_name != big.study_name and len(big.trials) == len(tiny.space.grid(12)) > len(small.trials)
+    assert [t.params for t in big.trials] == [t.params for t in search(tiny, "grid", Budget(trials=12), seed=0).trials]
 
 
 def test_failed_trials_are_recorded_and_search_goes_on(tiny):
@@ -116,6 +132,8 @@ def test_failed_trials_are_recorded_and_search_goes_on(tiny):
     real = Evaluator(tiny)
 
     class Flaky:
+        seed = 0
+
         def evaluate(self, config, reporter=None):
             if config["pattern"] == "block4":
                 raise EvaluationFailed("fine-tune diverged: loss became nan", [0.5])
@@ -139,18 +157,27 @@ def test_grid_is_built_for_the_budget(tiny):
     assert isinstance(tiny.space["lr"], Float)
 
 
-@pytest.mark.parametrize("method,ledger", [("tpe", "s.db"), ("gp", "s.db"), ("random", "s.db"), ("tpe", "s.log")])
+@pytest.mark.parametrize("method,ledger", [("tpe", "s.db"), ("gp", "s.db"), ("random", "s.db"), ("tpe", "s.log"),
+                                           ("grid", "s.log"), ("tpe-hyperband", "s.log")])
 def test_resume_after_a_hard_kill_mid_trial_equals_uninterrupted(tiny, tmp_path, method, ledger):
     import optuna
 
     from hpo_bench.harness.storage import open_storage, study_name
 
     db = str(tmp_path / ledger)
-    search(tiny, method, Budget(trials=3), seed=2, storage=db)
+    budget = Budget(trials=6)
+
+    def stop_after_three(rec):
+        if rec.number == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        search(tiny, method, budget, seed=2, storage=db, on_trial=stop_after_three)
     # A process killed during trial 3 leaves it RUNNING, with no result.
-    study = optuna.load_study(study_name=study_name(tiny.name, method, 2), storage=open_storage(db))
+    study = optuna.load_study(study_name=study_name(tiny.name, method, 2, budget.tag, 0), storage=open_storage(db))
     study.ask()
-    resumed = search(tiny, method, Budget(trials=6), seed=2, storage=db)
-    fresh = search(tiny, method, Budget(trials=6), seed=2)
+    resumed = search(tiny, method, budget, seed=2, storage=db)
+    fresh = search(tiny, method, budget, seed=2)
     assert [t.params for t in resumed.trials] == [t.params for t in fresh.trials]
     assert [t.values for t in resumed.trials] == [t.values for t in fresh.trials]
+    assert [t.state for t in resumed.trials] == [t.state for t in fresh.trials]

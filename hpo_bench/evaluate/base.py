@@ -74,7 +74,10 @@ class EvalResult:
 
 
 class EvaluatorLike(Protocol):
-    """Anything the harness can evaluate configs with (see the module docstring)."""
+    """Anything the harness can evaluate configs with (see the module docstring). ``seed`` is the
+    evaluation seed (fine-tuning's data order): part of a study's identity."""
+
+    seed: int
 
     def evaluate(self, config: Mapping[str, Any], reporter: Reporter | None = None) -> EvalResult: ...
 

@@ -31,6 +31,7 @@ class CachingEvaluator:
         self.inner = inner
         self.store = store
         self.problem = inner.problem
+        self.seed = inner.seed
 
     def dense(self) -> dict[str, torch.Tensor]:
         """The problem's dense model: a cache entry too."""

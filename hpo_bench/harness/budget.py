@@ -62,6 +62,28 @@ class Budget:
         mean = (p.low + p.high) / 2 if hasattr(p, "low") else float(fixed.get("epochs", 1))
         return max(1, min(limit, int(self.epochs // max(mean, 1.0))))
 
+    @property
+    def tag(self) -> str:
+        """The budget in a study's name: ``trials16``, ``epochs30``, ``trials16-epochs30``."""
+        return "-".join(f"{name}{v}" for name, v in (("trials", self.trials), ("epochs", self.epochs)) if v is not None)
+
+    def credited(self, costs: list[int]) -> int:
+        """How many of the trials spent, in order, with these nominal ``costs`` are credited: all of
+        them under a trial budget; under an epoch budget, those that finished within it (the trial
+        that crosses the budget runs to its end, but what it found is not credited, so no method
+        gets more nominal epochs than another)."""
+        spent = 0
+        for i, cost in enumerate(costs):
+            if not self.credits(spent, cost):
+                return i
+            spent += cost
+        return len(costs)
+
+    def credits(self, spent_epochs: int, cost: int) -> bool:
+        """Whether a trial costing ``cost`` nominal epochs, after ``spent_epochs`` were spent by the
+        trials before it, is credited."""
+        return self.epochs is None or spent_epochs + cost <= self.epochs
+
     def spent(self, trials: int, epochs: int) -> bool:
         return (self.trials is not None and trials >= self.trials) or (
             self.epochs is not None and epochs >= self.epochs

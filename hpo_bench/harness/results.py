@@ -27,6 +27,7 @@ class TrialRecord:
     actual_epochs: int
     seconds: float
     fail_reason: str | None = None
+    credited: bool = True               # within the budget (``Budget.credited``); also on the study
 
 
 @dataclass
@@ -39,8 +40,9 @@ class RunResult:
     directions: list[str]
     study_name: str
     trials: list[TrialRecord] = field(default_factory=list)
-    wall_seconds: float = 0.0
-    suggest_seconds: float = 0.0  # of the wall time, the method choosing trials (methods/timing.py)
+    wall_seconds: float = 0.0     # this call's wall time (a resumed call: its part only)
+    suggest_seconds: float = 0.0  # of which the method choosing trials (methods/timing.py)
+    evaluated_seconds: float = 0.0  # of which evaluating the trials this call ran
 
     # ------------------------------------------------------------------ views
     def complete(self) -> list[TrialRecord]:

@@ -55,6 +55,7 @@ def _record(t: Any) -> TrialRecord:
         actual_epochs=int(attrs.get("actual_epochs", 0)),
         seconds=float(attrs.get("seconds", 0.0)),
         fail_reason=attrs.get("fail_reason"),
+        credited=bool(attrs.get("credited", True)),
     )
 
 
@@ -107,7 +108,7 @@ def search(
     sampler = TimedSampler(sampler)
     pruner = pruner or optuna.pruners.NopPruner()  # create_study's default would be MedianPruner
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    name = study_name(problem.name, method, seed)
+    name = study_name(problem.name, method, seed, budget.tag, evaluator.seed)
     store = storage if storage is not None and not isinstance(storage, str) else open_storage(storage)
     study = optuna.create_study(
         storage=store, sampler=sampler, pruner=pruner, study_name=name,
@@ -125,7 +126,13 @@ def search(
         spent_trials = [t for t in study.get_trials(deepcopy=False) if counted(t)]
         return len(spent_trials), sum(int(t.user_attrs.get("nominal_epochs", 0)) for t in spent_trials)
 
-    objective = _objective(problem, evaluator)
+    def credited(nominal_epochs: int) -> bool:
+        """Whether a trial finishing now at this cost is credited (``Budget.credited``): recorded
+        on the trial as user attribute ``credited``, so the study itself says which trials the
+        comparison counts, and the best credited trial is what the report calls best."""
+        return budget.credits(spent()[1], nominal_epochs)
+
+    objective = _objective(problem, evaluator, credited)
 
     def after(study: Any, trial: Any) -> None:
         if on_trial is not None and counted(trial):
@@ -134,6 +141,7 @@ def search(
             study.stop()
 
     start = time.perf_counter()
+    earlier = {t.number for t in study.get_trials(deepcopy=False) if counted(t)}
     trials_done, epochs_done = spent()
     if not budget.spent(trials_done, epochs_done) and trials_done < limit:
         study.optimize(
@@ -146,16 +154,26 @@ def search(
         budget={"trials": budget.trials, "epochs": budget.epochs},
         objectives=list(problem.objectives), directions=problem.directions,
         study_name=name, trials=records, wall_seconds=wall, suggest_seconds=sampler.seconds,
+        evaluated_seconds=sum(t.seconds for t in records if t.number not in earlier),
     )
 
 
-def _objective(problem: Problem, evaluator: EvaluatorLike) -> Callable[[Any], Any]:
+def _objective(problem: Problem, evaluator: EvaluatorLike, credited: Callable[[int], bool]) -> Callable[[Any], Any]:
     import optuna
 
     space: SearchSpace = problem.space
     single = not problem.multi_objective
 
     def objective(trial: Any) -> Any:
+        try:
+            return evaluate(trial)
+        except KeyboardInterrupt:
+            # Ctrl-C: Optuna stores the trial as FAIL. It holds no result and is not the method's
+            # fault, so it is not charged to the budget, and a rerun retries it (methods/ledger.py).
+            trial.set_user_attr(INTERRUPTED, True)
+            raise
+
+    def evaluate(trial: Any) -> Any:
         params = {name: _suggest(trial, name, p) for name, p in space.items()}
         config = problem.config(params)
 
@@ -169,11 +187,11 @@ def _objective(problem: Problem, evaluator: EvaluatorLike) -> Callable[[Any], An
         try:
             result = evaluator.evaluate(config, reporter)
         except EvaluationFailed as e:
-            _set_cost(trial, e.curve, len(e.curve) + 1, len(e.curve) + 1, time.perf_counter() - t0)
+            _set_cost(trial, e.curve, len(e.curve) + 1, len(e.curve) + 1, time.perf_counter() - t0, credited)
             trial.set_user_attr("fail_reason", e.reason)
             raise
         actual = int(result.info.get("epochs_trained", result.nominal_epochs))
-        _set_cost(trial, result.curve, result.nominal_epochs, actual, time.perf_counter() - t0)
+        _set_cost(trial, result.curve, result.nominal_epochs, actual, time.perf_counter() - t0, credited)
         trial.set_user_attr("metrics", {k: v for k, v in result.values.items() if math.isfinite(v)})
         trial.set_user_attr("cache", result.info.get("cache", "off"))
         if result.pruned_at is not None:
@@ -184,7 +202,9 @@ def _objective(problem: Problem, evaluator: EvaluatorLike) -> Callable[[Any], An
     return objective
 
 
-def _set_cost(trial: Any, curve: list[float], nominal: int, actual: int, seconds: float) -> None:
+def _set_cost(trial: Any, curve: list[float], nominal: int, actual: int, seconds: float,
+              credited: Callable[[int], bool]) -> None:
+    trial.set_user_attr("credited", credited(int(nominal)))
     trial.set_user_attr("curve", list(curve))
     trial.set_user_attr("nominal_epochs", int(nominal))
     trial.set_user_attr("actual_epochs", int(actual))

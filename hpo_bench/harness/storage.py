@@ -63,5 +63,9 @@ def _fast_sqlite(engine: Any) -> None:
     engine.dispose()  # connections opened before the listener reconnect with it
 
 
-def study_name(problem: str, method: str, seed: int) -> str:
-    return f"{problem}/{method}/seed{seed}"
+def study_name(problem: str, method: str, seed: int, budget: str, eval_seed: int) -> str:
+    """The study of one search: everything that defines it that the problem's fingerprint does not
+    (invariant 7). The same command rerun continues it; another budget or evaluation seed is
+    another study in the same storage, never a continuation of this one. ``budget``:
+    ``Budget.tag``."""
+    return f"{problem}/{method}/seed{seed}/{budget}/eval{eval_seed}"

@@ -11,9 +11,8 @@ def timing_of(res: CompareResult, wall: float) -> dict[str, float]:
     the methods choosing their trials (``suggest_s``: GP fits, TPE's estimates; a cost of the
     method, reported per method too), and the rest, the harness's own overhead (``harness_s``: the
     trial ledger, bookkeeping, statistics, plots). ``overhead_s`` is everything but evaluation.
-    Meaningful for an uninterrupted call: a resumed one counts earlier calls' trials but only its
-    own wall time."""
-    trial_s = sum(t.seconds for r in res.runs for t in r.trials)
+    Every part counts this call only: a resumed call's trials from earlier calls are not in it."""
+    trial_s = sum(r.evaluated_seconds for r in res.runs)
     suggest_s = sum(r.suggest_seconds for r in res.runs)
     overhead = wall - trial_s - res.baseline_seconds
     harness = overhead - suggest_s

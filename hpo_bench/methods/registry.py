@@ -60,9 +60,9 @@ def n_initial(budget_trials: int) -> int:
 
 
 def _grid(c: MethodContext):
-    from optuna.samplers import GridSampler
+    from .indexed import IndexedGridSampler
 
-    return GridSampler(c.space.grid_levels(c.budget_trials), seed=c.seed), None
+    return IndexedGridSampler(c.space.grid_levels(c.budget_trials), seed=c.seed), None
 
 
 def _random(c: MethodContext):
@@ -94,9 +94,9 @@ def _tpe_median(c: MethodContext):
 
 
 def _tpe_hyperband(c: MethodContext):
-    from optuna.pruners import HyperbandPruner
+    from .indexed import IndexedHyperbandPruner
 
-    return _tpe(c), HyperbandPruner(min_resource=1, max_resource=max(c.max_epochs, 2), reduction_factor=3)
+    return _tpe(c), IndexedHyperbandPruner(min_resource=1, max_resource=max(c.max_epochs, 2), reduction_factor=3)
 
 
 def _nsga2(c: MethodContext):

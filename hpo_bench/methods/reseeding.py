@@ -20,7 +20,7 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from .ledger import is_interrupted
+from .indexed import trial_index
 
 __all__ = ["ReseedingSampler", "trial_seed"]
 
@@ -40,9 +40,7 @@ class ReseedingSampler(BaseSampler):
     def _for(self, study: Study, trial: FrozenTrial) -> BaseSampler:
         number = trial.number
         if self._current is None or self._current[0] != number:
-            index = sum(1 for t in study.get_trials(deepcopy=False)
-                        if t.number < number and not is_interrupted(t))
-            self._current = (number, self._factory(trial_seed(self._seed, index)))
+            self._current = (number, self._factory(trial_seed(self._seed, trial_index(study, number))))
         return self._current[1]
 
     def reseed_rng(self) -> None:  # per-trial seeds already differ; nothing to reseed

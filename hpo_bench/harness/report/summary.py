@@ -18,6 +18,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from ..budget import Budget
 from ..results import CompareResult, RunResult, TrialRecord
 from ..stats import average_ranks, hypervolume_2d, median_iqr, pareto_front, prob_beats, wilcoxon
 
@@ -29,17 +30,10 @@ HV_REFERENCE: dict[str, float] = {"accuracy": 0.0, "sparsity": 0.0}
 
 
 def within_budget(run: RunResult) -> list[TrialRecord]:
-    """The trials credited to a run: under an epoch budget, those finished within it."""
-    cap = run.budget.get("epochs")
-    if cap is None:
-        return list(run.trials)
-    out, spent = [], 0
-    for t in run.trials:
-        spent += t.nominal_epochs
-        if spent > cap:
-            break
-        out.append(t)
-    return out
+    """The trials credited to a run (``Budget.credited``: under an epoch budget, those finished
+    within it)."""
+    budget = Budget(trials=run.budget.get("trials"), epochs=run.budget.get("epochs"))
+    return run.trials[: budget.credited([t.nominal_epochs for t in run.trials])]
 
 
 def _goodness(run: RunResult, value: float) -> float:
