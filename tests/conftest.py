@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-os.environ.setdefault("HPO_BENCH_CACHE", os.path.join(os.path.dirname(__file__), "..", ".pytest_cache", "hpo-bench"))
+# Tests never touch the user's cache, even where $HPO_BENCH_CACHE points at it.
+os.environ["HPO_BENCH_CACHE"] = os.path.join(os.path.dirname(__file__), "..", ".pytest_cache", "hpo-bench")
 
 
 def tiny_problem(multi_objective: bool = False):

@@ -44,9 +44,13 @@ def cli(capsys, monkeypatch, tmp_path):
         (["run", "--problem", "digits-mlp", "--out", "/no/such/dir/out"], "'/no/such/dir' does not exist"),
         (["compare", "--problem", "digits-mlp", "--methods", "nsga2"], "single-objective"),
         (["compare", "--problem", "digits-mlp", "--seeds", "x"], "--seeds"),
+        (["compare", "--problem", "digits-mlp", "--out", "a-file"], "is a file, not a directory"),
+        (["report", "a-file"], "is not a directory"),
+        (["report", "."], "compare.json' does not exist"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(args, message, cli):
+def test_bad_input_is_one_line_and_exit_2(args, message, cli, tmp_path):
+    (tmp_path / "a-file").write_text("not a directory\n")  # the cli fixture runs in tmp_path
     r = cli(*args)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
@@ -81,9 +85,18 @@ def test_run_prints_best_config_and_writes_json(cli, tmp_path):
 
 def test_an_output_directory_with_a_sqlite_ledger_keeps_it(cli, tmp_path):
     # Written before the journal file became the default: a rerun must resume there, not restart.
-    first = cli("run", "--problem", "tiny", "--method", "random", "--budget", "2", "--out", str(tmp_path / "o"),
-                "--storage", str(tmp_path / "o" / "studies.db"), "--json")
-    assert first.returncode == 0, first.stderr
+    from conftest import tiny_problem
+
+    from hpo_bench.harness import Budget, search
+
+    def ctrl_c_after_two(rec):
+        if rec.number == 1:
+            raise KeyboardInterrupt
+
+    (tmp_path / "o").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        search(tiny_problem(), "random", Budget(trials=3), storage=str(tmp_path / "o" / "studies.db"),
+               on_trial=ctrl_c_after_two)
     again = cli("run", "--problem", "tiny", "--method", "random", "--budget", "3", "--out", str(tmp_path / "o"), "--json")
     assert again.returncode == 0, again.stderr
     assert not (tmp_path / "o" / "studies.log").exists()
@@ -137,3 +150,21 @@ def test_progress_lines_for_unattended_logs(cli, tmp_path, monkeypatch):
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if " trial " in ln]
     assert len(lines) == 2 and all(ln.startswith("[") and "random seed 0" in ln and "epochs" in ln for ln in lines)
+
+
+def test_run_and_compare_never_share_a_ledger_by_default(cli, tmp_path):
+    assert cli("run", "--problem", "tiny", "--method", "random", "--budget", "2", "--no-cache").returncode == 0
+    assert cli("compare", "--problem", "tiny", "--methods", "random", "--budget", "3", "--seeds", "1",
+               "--no-cache").returncode == 0
+    assert (tmp_path / "runs" / "tiny" / "run" / "run.json").is_file()
+    assert (tmp_path / "runs" / "tiny" / "compare.json").is_file()
+    assert (tmp_path / "runs" / "tiny" / "run" / "studies.log") != (tmp_path / "runs" / "tiny" / "studies.log")
+    compared = json.loads((tmp_path / "runs" / "tiny" / "compare.json").read_text())
+    assert [len(r["trials"]) for r in compared["runs"]] == [3]
+
+
+def test_a_table_problem_gets_a_plain_folder_name():
+    from hpo_bench.cli.args import folder_name
+
+    assert folder_name("table:digits-mlp@/some/cache") == "table-digits-mlp"
+    assert folder_name("digits-mlp") == "digits-mlp"

@@ -93,6 +93,14 @@ def test_a_tiny_suite_runs_and_reports(tmp_path, capsys):
     first = json.loads((out / "tiny" / "summary.json").read_text())
     assert main(["suite", str(f), "--out", str(out), "--no-cache", "--device", "cpu"]) == 0
     assert json.loads((out / "tiny" / "summary.json").read_text()) == first
+    # `report` on the suite's folder rewrites every comparison's report and the suite's
+    (out / "report.md").unlink()
+    (out / "mo" / "summary.json").unlink()
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    assert "tiny/report.md" in (out / "report.md").read_text() and (out / "mo" / "summary.json").is_file()
+    assert json.loads((out / "tiny" / "summary.json").read_text()) == first
+    assert "suite report:" in capsys.readouterr().out
 
 
 def test_synthetic_problem_is_small_by_default_and_sized_by_arguments():

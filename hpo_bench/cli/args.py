@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["EXIT_USAGE", "UsageError", "budget_of", "device_of", "evaluator_of", "memo_of", "methods_of",
-           "out_dir", "problem_of", "seeds_of", "storage_of", "store_of"]
+           "folder_name", "out_dir", "problem_of", "seeds_of", "storage_of", "store_of"]
 
 EXIT_USAGE = 2
 
@@ -28,17 +28,26 @@ def device_of(name: str) -> str:
 
 def out_dir(path: str | None, default: str | None = None) -> Path:
     """``--out``: created if missing, but its parent must exist (a typo should not build a tree).
-    The default ``runs/PROBLEM`` is created with its parents."""
+    The default (``runs/...``, see ``folder_name``) is created with its parents."""
     if path is None:
         assert default is not None
         out = Path(default)
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"{str(out)!r} is a file, not a directory: give --out DIR")
         out.mkdir(parents=True, exist_ok=True)
         return out
     out = Path(path)
     if not out.parent.exists():
         raise UsageError(f"--out {path!r}: parent directory {str(out.parent)!r} does not exist")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {path!r} is a file, not a directory")
     out.mkdir(exist_ok=True)
     return out
+
+
+def folder_name(problem_name: str) -> str:
+    """A problem's name as one folder name: ``table:digits-mlp@/some/cache`` -> ``table-digits-mlp``."""
+    return problem_name.partition("@")[0].replace(":", "-").replace("/", "-")
 
 
 def storage_of(args: argparse.Namespace, out: Path) -> str:

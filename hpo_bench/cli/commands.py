@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from .._text import config_text, fmt, table
-from .args import (UsageError, budget_of, device_of, evaluator_of, memo_of, methods_of, out_dir, problem_of,
-                   seeds_of, storage_of, store_of)
+from .args import (UsageError, budget_of, device_of, evaluator_of, folder_name, memo_of, methods_of, out_dir,
+                   problem_of, seeds_of, storage_of, store_of)
 from .progress import Progress
 
 __all__ = ["cmd_cache", "cmd_compare", "cmd_methods", "cmd_problems", "cmd_profile_kernels", "cmd_report",
@@ -72,7 +72,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     problem = problem_of(args.problem)
     (method,) = methods_of(args.method, problem)
     budget = budget_of(args)
-    out = out_dir(args.out, f"runs/{problem.name}")
+    out = out_dir(args.out, f"runs/{folder_name(problem.name)}/run")
     device = device_of(args.device)
     memo = memo_of(args)
     evaluator = evaluator_of(args, problem, device, memo)
@@ -117,7 +117,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     methods = methods_of(args.methods, problem)
     budget = budget_of(args)
     seeds = seeds_of(args.seeds)
-    out = out_dir(args.out, f"runs/{problem.name}")
+    out = out_dir(args.out, f"runs/{folder_name(problem.name)}")
     device = device_of(args.device)
     memo = memo_of(args)
     progress = Progress(len(methods) * len(seeds) * budget.max_trials, "compare")
@@ -143,10 +143,16 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 def cmd_report(args: argparse.Namespace) -> None:
     from ..harness.report import describe, headline, write_report
+    from ..harness.suite import report_suite
 
     out = Path(args.dir)
     if not out.is_dir():
         raise UsageError(f"{args.dir!r} is not a directory")
+    if not (out / "compare.json").is_file() and (out / "suite.json").is_file():  # a suite's folder
+        payload = report_suite(out)
+        blocks = [f"{describe(c['summary'])}\n\n{headline(c['summary'])}" for c in payload["comparisons"]]
+        emit(args, payload, "\n\n".join([*blocks, f"suite report: {out / 'report.md'}"]), None, "suite.json")
+        return
     summary = write_report(out)
     text = f"{describe(summary)}\n\n{headline(summary)}\n\nreport: {out / 'report.md'}"
     emit(args, summary, text, None, "summary.json")

@@ -21,6 +21,7 @@ suite continues where it stopped; ``OUT/report.md`` and ``OUT/suite.json`` gathe
 from __future__ import annotations
 
 import inspect
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from .compare import compare
 from .report import describe, headline, pairwise_table, write_report
 from .timing import timing_line, timing_of
 
-__all__ = ["Comparison", "Suite", "load_suite", "run_suite"]
+__all__ = ["Comparison", "Suite", "load_suite", "report_suite", "run_suite"]
 
 _SUITE_KEYS = {"name", "description", "seeds", "threads", "comparison"}
 _CMP_KEYS = {"problem", "methods", "budget", "seeds", "name", "problem_args"}
@@ -168,7 +169,6 @@ def run_suite(
 
         torch.set_num_threads(suite.threads)
     results = []
-    md = [f"# Suite {suite.name}", "", suite.description, ""] if suite.description else [f"# Suite {suite.name}", ""]
     for c in suite.comparisons:
         problem = c.make_problem()
         for m in c.methods:
@@ -183,13 +183,37 @@ def run_suite(
         summary = write_report(d, res)
         timing = timing_of(res, time.perf_counter() - t0)
         results.append({"name": c.name, "problem": c.problem, "dir": str(d), "summary": summary, "timing": timing})
-        md += [f"## {c.name}", "", describe(summary) + ".", "", "```", headline(summary), "```", "",
-               "```", pairwise_table(summary), "```", "", timing_line(timing) + ".", "",
-               f"Full report: [{c.name}/report.md]({c.name}/report.md)", "",
-               f"![best so far]({c.name}/trajectories.png)", ""]
         if on_comparison:
             on_comparison(c, results[-1])
-    payload = {"suite": suite.name, "file": suite.path, "comparisons": results}
+    payload = {"suite": suite.name, "description": suite.description, "file": suite.path, "comparisons": results}
+    _write_suite(out, payload)
+    return payload
+
+
+def report_suite(out: str | Path) -> dict[str, Any]:
+    """Rewrite a finished suite's reports from its files: every comparison's (``write_report`` from
+    its compare.json), then ``out/suite.json`` and ``out/report.md``. Returns the suite's JSON."""
+    out = Path(out)
+    try:
+        payload = json.loads((out / "suite.json").read_text())
+        comparisons = payload["comparisons"]
+    except (OSError, KeyError, TypeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{str(out)!r} holds no readable suite.json ({type(e).__name__}: {e})") from None
+    for c in comparisons:
+        c["summary"] = write_report(out / c["name"])
+    _write_suite(out, payload)
+    return payload
+
+
+def _write_suite(out: Path, payload: dict[str, Any]) -> None:
+    """``suite.json`` and ``report.md``: each comparison's headline, pairs and timing."""
+    name, description = payload["suite"], payload.get("description", "")
+    md = [f"# Suite {name}", "", description, ""] if description else [f"# Suite {name}", ""]
+    for c in payload["comparisons"]:
+        summary, n = c["summary"], c["name"]
+        md += [f"## {n}", "", describe(summary) + ".", "", "```", headline(summary), "```", "",
+               "```", pairwise_table(summary), "```", "", timing_line(c["timing"]) + ".", "",
+               f"Full report: [{n}/report.md]({n}/report.md)", "",
+               f"![best so far]({n}/trajectories.png)", "", f"![final results]({n}/finals.png)", ""]
     write_json_atomic(out / "suite.json", payload)
     write_text_atomic(out / "report.md", "\n".join(md))
-    return payload
