@@ -190,6 +190,11 @@ def test_table_problem_answers_a_filled_grid_from_the_cache(tiny, tmp_path, monk
         assert t.curve == fresh.evaluate(tiny.config(t.params)).curve
     with pytest.raises(ValueError, match="holds no result"):
         table.evaluator_factory("cpu", 0).evaluate(tiny.config({**grid.trials[0].params, "lr": 0.5}))
+    # the untuned default is the source problem's, answered from the cache once it was evaluated there
+    assert table.baseline_config() == tiny.baseline_config()
+    ce.evaluate(tiny.baseline_config())
+    assert table.evaluator_factory("cpu", 0).evaluate(table.baseline_config()).values == \
+        Evaluator(tiny).evaluate(tiny.baseline_config()).values
 
 
 def test_gp_suggestions_are_memoised_in_the_cache(tiny, tmp_path):

@@ -46,6 +46,9 @@ def cli(capsys, monkeypatch, tmp_path):
         (["compare", "--problem", "digits-mlp", "--seeds", "x"], "--seeds"),
         (["compare", "--problem", "digits-mlp", "--out", "a-file"], "is a file, not a directory"),
         (["report", "a-file"], "is not a directory"),
+        (["compare", "--problem", "digits-mlp", "--cache-max-gb", "nan"], "--cache-max-gb must be"),
+        (["compare", "--problem", "digits-mlp", "--cache-max-gb", "-1"], "--cache-max-gb must be"),
+        (["compare", "--problem", "digits-mlp", "--cache", "a-file"], "is a file, not a directory"),
         (["report", "."], "compare.json' does not exist"),
     ],
 )
@@ -168,3 +171,21 @@ def test_a_table_problem_gets_a_plain_folder_name():
 
     assert folder_name("table:digits-mlp@/some/cache") == "table-digits-mlp"
     assert folder_name("digits-mlp") == "digits-mlp"
+
+
+def test_cache_stats_is_a_table_for_people_and_json_for_machines(cli, tmp_path):
+    from hpo_bench.evaluate.store import DEFAULT_MAX_BYTES
+
+    assert cli("run", "--problem", "tiny", "--method", "random", "--budget", "2", "--cache", str(tmp_path / "c")).returncode == 0
+    text = cli("cache", "stats", "--cache", str(tmp_path / "c")).stdout
+    assert "per-epoch results" in text and "GiB" in text and "{" not in text
+    assert any(line.split()[:2] == ["tiny", "3"] for line in text.splitlines())  # 2 trials + the untuned default
+    data = json.loads(cli("cache", "stats", "--cache", str(tmp_path / "c"), "--json").stdout)
+    assert data["problems"] == {"tiny": 3} and data["max_bytes"] == DEFAULT_MAX_BYTES > 0
+
+
+def test_a_shown_config_omits_what_its_pattern_ignores():
+    from hpo_bench.compression import effective_config
+
+    assert effective_config({"sparsity": 0.84, "pattern": "2:4", "lr": 0.1}) == {"pattern": "2:4", "lr": 0.1}
+    assert effective_config({"sparsity": 0.84, "pattern": "block4"}) == {"sparsity": 0.84, "pattern": "block4"}

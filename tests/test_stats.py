@@ -134,3 +134,16 @@ def test_summarize_statistics_equal_the_functions_on_the_finals():
     assert tr["median"] == pytest.approx([0.5, float(np.median(A))])
     assert len(s["trajectories"]["c"]["trials"]["median"]) == 1
     assert math.isclose(sum(ranks), 6.0)
+
+
+def test_the_best_of_a_multi_objective_run_is_on_its_pareto_front():
+    def rec(n, acc, sparsity):
+        return TrialRecord(number=n, state="COMPLETE", params={}, values=[acc, sparsity], curve=[acc],
+                           nominal_epochs=1, actual_epochs=1, seconds=0.0)
+
+    run = RunResult(problem="p", method="m", seed=0, budget={"trials": 3, "epochs": None},
+                    objectives=["accuracy", "sparsity"], directions=["maximize", "maximize"], study_name="s",
+                    trials=[rec(0, 0.9, 0.5), rec(1, 0.9, 0.8), rec(2, 0.7, 0.95)])
+    # trial 0 ties trial 1 on accuracy but is dominated by it: never "best"
+    assert run.best().number == 1
+    assert [t.number for t in run.pareto()] == [1, 2]

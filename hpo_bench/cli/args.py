@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +64,21 @@ def storage_of(args: argparse.Namespace, out: Path) -> str:
 def store_of(args: argparse.Namespace):
     from ..evaluate import CheckpointStore
 
-    if getattr(args, "cache_max_gb", None) is not None and args.cache_max_gb <= 0:
-        raise UsageError(f"--cache-max-gb must be > 0, got {args.cache_max_gb}")
-    max_bytes = int(args.cache_max_gb * 2**30) if getattr(args, "cache_max_gb", None) else None
-    return CheckpointStore(args.cache, max_bytes=max_bytes)
+    import math
+
+    from ..evaluate.store import DEFAULT_MAX_BYTES
+
+    gb = getattr(args, "cache_max_gb", None)
+    if gb is not None and (math.isnan(gb) or gb <= 0):
+        raise UsageError(f"--cache-max-gb must be a number of GiB > 0 (or inf: no cap), got {gb}")
+    max_bytes = DEFAULT_MAX_BYTES if gb is None else None if math.isinf(gb) else int(gb * 2**30)
+    cache = getattr(args, "cache", None)
+    if cache is not None and Path(cache).exists() and not Path(cache).is_dir():
+        raise UsageError(f"--cache {cache!r} is a file, not a directory")
+    try:
+        return CheckpointStore(cache, max_bytes=max_bytes)
+    except (OSError, sqlite3.Error) as e:
+        raise UsageError(f"cannot use the cache at {cache or 'the default cache directory'}: {e}") from None
 
 
 def memo_of(args: argparse.Namespace) -> Any:

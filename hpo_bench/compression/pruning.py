@@ -21,7 +21,7 @@ import torch
 
 from .. import ops
 
-__all__ = ["PATTERNS", "PruneResult", "model_size_bytes", "parse_pattern", "prunable_weights", "prune_model"]
+__all__ = ["PATTERNS", "PruneResult", "effective_config", "model_size_bytes", "parse_pattern", "prunable_weights", "prune_model"]
 
 PATTERNS = ("unstructured", "unstructured-layer", "N:M", "blockH[xW]")
 
@@ -58,6 +58,15 @@ def parse_pattern(pattern: str) -> tuple[str, tuple[int, ...]]:
             raise ValueError(f"pattern {pattern!r}: block sizes must be >= 1")
         return "block", (h, w)
     raise ValueError(f"unknown pruning pattern {pattern!r}; known: {', '.join(PATTERNS)}")
+
+
+def effective_config(config: dict) -> dict:
+    """``config`` without the keys its pattern ignores (an N:M pattern fixes its own sparsity,
+    n/m), for showing a config to a person."""
+    pattern = config.get("pattern")
+    if isinstance(pattern, str) and re.fullmatch(r"\d+:\d+", pattern):
+        return {k: v for k, v in config.items() if k != "sparsity"}
+    return dict(config)
 
 
 def prunable_weights(

@@ -35,7 +35,11 @@ import torch
 
 from .._io import cache_root
 
-__all__ = ["CheckpointStore", "default_cache_dir", "prefix_key"]
+__all__ = ["DEFAULT_MAX_BYTES", "CheckpointStore", "default_cache_dir", "prefix_key"]
+
+#: The default size cap of a cache's checkpoint blobs: least recently used ones are evicted beyond
+#: it (their per-epoch values stay, so exact hits still answer). ``--cache-max-gb`` overrides it.
+DEFAULT_MAX_BYTES = 10 * 2**30
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS prefixes (
@@ -84,7 +88,9 @@ def _fsync_dir(path: Path) -> None:
 class CheckpointStore:
     """Per-epoch results and checkpoint blobs in one directory, shared safely between processes."""
 
-    def __init__(self, root: str | Path | None = None, max_bytes: int | None = None):
+    def __init__(self, root: str | Path | None = None, max_bytes: int | None = DEFAULT_MAX_BYTES):
+        """``root``: the directory (default ``default_cache_dir()``); ``max_bytes``: the size cap of
+        the checkpoint blobs (default ``DEFAULT_MAX_BYTES``; None: no cap)."""
         self.root = Path(root) if root is not None else default_cache_dir()
         if not self.root.parent.exists():
             raise ValueError(f"cache directory's parent {str(self.root.parent)!r} does not exist")
@@ -167,7 +173,7 @@ class CheckpointStore:
             raise
         if old and old[0] != name:
             (self.blob_dir / old[0]).unlink(missing_ok=True)
-        if self.max_bytes is not None:
+        if self.max_bytes is not None and self._blob_bytes() > self.max_bytes:
             self.evict(self.max_bytes)
 
     def get_blob(self, key: str) -> dict[str, torch.Tensor] | None:
@@ -206,6 +212,9 @@ class CheckpointStore:
         return None
 
     # ------------------------------------------------------------------ maintenance
+    def _blob_bytes(self) -> int:
+        return int(self._db.execute("SELECT COALESCE(SUM(size), 0) FROM blobs").fetchone()[0])
+
     def evict(self, max_bytes: int) -> int:
         """Delete least recently used blobs until they total <= max_bytes; returns how many. The
         per-epoch values stay, so evicted configs still answer exact hits."""
@@ -227,6 +236,7 @@ class CheckpointStore:
             "epoch_results": q("SELECT COUNT(*) FROM epochs").fetchone()[0],
             "checkpoints": blobs,
             "bytes": size,
+            "max_bytes": self.max_bytes,
             "problems": dict(q("SELECT problem, COUNT(*) FROM prefixes GROUP BY problem").fetchall()),
         }
 

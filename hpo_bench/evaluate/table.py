@@ -77,7 +77,9 @@ def table_problem(spec: str) -> Problem:
     table = Problem(
         name=f"table:{name}", model=source.model, train=source.train, val=source.val,
         space=SearchSpace(params), objectives=source.objectives, fixed=source.fixed,
-        default_config=None, pretrain=source.pretrain, pretrained_state=source.pretrained_state,
+        # the source's untuned default (answered from the cache like any config), not a table level
+        default_config={k: v for k, v in source.baseline_config().items() if k in source.space},
+        pretrain=source.pretrain, pretrained_state=source.pretrained_state,
         prunable=source.prunable, description=f"{source.name} answered from the cache at {store.root}",
         evaluator_factory=lambda device="cpu", seed=0: TableEvaluator(source, store, device, seed),
     )

@@ -28,6 +28,7 @@ class TrialRecord:
     seconds: float
     fail_reason: str | None = None
     credited: bool = True               # within the budget (``Budget.credited``); also on the study
+    metrics: dict[str, float] = field(default_factory=dict)  # every measured value (achieved sparsity, size...)
 
 
 @dataclass
@@ -53,8 +54,9 @@ class RunResult:
         return v if self.directions[0] == "maximize" else -v
 
     def best(self) -> TrialRecord | None:
-        """The best complete trial by the primary objective (earliest on ties)."""
-        done = self.complete()
+        """The best complete trial by the primary objective (earliest on ties); with several
+        objectives, the best of the Pareto front, so a trial another dominates is never "best"."""
+        done = self.pareto() if len(self.objectives) > 1 else self.complete()
         return max(done, key=lambda t: (self._key(t), -t.number)) if done else None
 
     def best_so_far(self) -> list[float | None]:

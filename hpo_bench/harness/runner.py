@@ -56,6 +56,7 @@ def _record(t: Any) -> TrialRecord:
         seconds=float(attrs.get("seconds", 0.0)),
         fail_reason=attrs.get("fail_reason"),
         credited=bool(attrs.get("credited", True)),
+        metrics=dict(attrs.get("metrics", {})),
     )
 
 
