@@ -38,7 +38,7 @@ def cli(capsys, monkeypatch, tmp_path):
     [
         (["run", "--problem", "nope"], "unknown problem 'nope'"),
         (["run", "--problem", "digits-mlp", "--method", "nope"], "unknown method 'nope'"),
-        (["run", "--problem", "digits-mlp", "--budget", "0"], "budget trials must be an integer >= 1"),
+        (["run", "--problem", "digits-mlp", "--budget", "0"], "budget trials must be an integer from 1"),
         (["compare", "--problem", "digits-mlp", "--budget", "-3"], "budget trials"),
         (["run", "--problem", "digits-mlp", "--storage", "/no/such/dir/s.db"], "'/no/such/dir' does not exist"),
         (["run", "--problem", "digits-mlp", "--out", "/no/such/dir/out"], "'/no/such/dir' does not exist"),
@@ -49,6 +49,10 @@ def cli(capsys, monkeypatch, tmp_path):
         (["compare", "--problem", "digits-mlp", "--cache-max-gb", "nan"], "--cache-max-gb must be"),
         (["compare", "--problem", "digits-mlp", "--cache-max-gb", "-1"], "--cache-max-gb must be"),
         (["compare", "--problem", "digits-mlp", "--cache", "a-file"], "is a file, not a directory"),
+        (["compare", "--problem", "digits-mlp", "--methods", "random,random"], "method 'random' is given twice"),
+        (["compare", "--problem", "digits-mlp", "--seeds", "0,0,1"], "seed 0 is given twice"),
+        (["run", "--problem", "digits-mlp", "--method", "grid", "--budget", "1000000000"], "from 1 to 100,000"),
+        (["run", "--problem", "digits-mlp", "--storage", "postgresql://nobody:pw@127.0.0.1:1/x"], "nobody:***@"),
         (["report", "."], "compare.json' does not exist"),
     ],
 )

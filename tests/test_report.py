@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -103,6 +104,9 @@ def test_report_files_and_summary(tiny, tmp_path):
     assert "random vs tpe" in md and "![best so far](trajectories.png)" in md
     finals = summary["summary"]["random"]["finals"]
     assert finals == [r.best().values[0] for r in res.runs if r.method == "random"]
+    assert (out / "time_to_target.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![time to target](time_to_target.png)" in md
+    assert set(summary["time_to_target"]["methods"]) == {"random", "tpe"}
 
 
 def test_multi_objective_hypervolume_and_pareto_plot(tiny_mo, tmp_path):
@@ -116,6 +120,12 @@ def test_multi_objective_hypervolume_and_pareto_plot(tiny_mo, tmp_path):
         assert summary["summary"][r.method]["finals"][[0, 1].index(r.seed)] == pytest.approx(hv)
         curve = summary["trajectories"][r.method]["trials"]["median"]
         assert all(a <= b + 1e-12 for a, b in zip(curve, curve[1:]))   # hypervolume never shrinks
+    assert (out / "time_to_target.png").stat().st_size > 0
+    tables = _md_tables((out / "report.md").read_text(), "## Pareto fronts")
+    assert list(tables) == ["random-mo", "nsga2"]
+    for r in res.runs:
+        rows = [row for row in tables[r.method][1] if row[0] == str(r.seed)]
+        assert len(rows) == len(summary["fronts"][r.method][str(r.seed)]) == len(r.pareto())
 
 
 def test_report_errors_are_one_line(tmp_path, capsys):
@@ -126,3 +136,216 @@ def test_report_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("hpo-bench: error:") and err.count("\n") == 1
     (tmp_path / "compare.json").write_text("{}")
     assert main(["report", str(tmp_path)]) == 2
+
+
+# ---------------------------------------------------------------------- hand-made comparisons
+def _trial(n, value, epochs):
+    """One trial: ``value`` a number or a tuple of numbers (COMPLETE), 'P' (PRUNED) or 'F' (FAIL)."""
+    from hpo_bench.harness.results import TrialRecord
+
+    state = {"P": "PRUNED", "F": "FAIL"}[value] if isinstance(value, str) else "COMPLETE"
+    values = None if state != "COMPLETE" else (list(value) if isinstance(value, tuple) else [value])
+    return TrialRecord(number=n, state=state, params={"n": n}, values=values, curve=[], nominal_epochs=epochs,
+                       actual_epochs=epochs, seconds=0.0)
+
+
+def _hand(runs, budget, objectives=("accuracy",), directions=("maximize",)):
+    """A comparison from ``{method: {seed: [(value, nominal epochs), ...]}}``."""
+    from hpo_bench.harness.results import CompareResult, RunResult
+
+    seeds = sorted({s for per in runs.values() for s in per})
+    res = CompareResult(problem="hand", objectives=list(objectives), directions=list(directions),
+                        budget=budget, seeds=seeds)
+    for m, per in runs.items():
+        for s, trials in per.items():
+            res.runs.append(RunResult(problem="hand", method=m, seed=s, budget=budget, objectives=list(objectives),
+                                      directions=list(directions), study_name=f"{m}-{s}",
+                                      trials=[_trial(i, v, e) for i, (v, e) in enumerate(trials)]))
+    return res
+
+
+def _hand_so():
+    # an epoch budget of 10, maximised: c's seed 1 never completes a trial; a's seed 2 finds 0.95 only
+    # in the trial that crosses the budget (run, not credited)
+    return _hand({
+        "a": {0: [(0.5, 2), (0.8, 3), (0.85, 2), (0.9, 3)], 1: [(0.7, 4), ("P", 1), (0.88, 4), (0.6, 2)],
+              2: [(0.6, 3), (0.7, 3), (0.75, 3), (0.95, 3)]},
+        "b": {0: [(0.9, 2), (0.91, 2), ("F", 1), (0.5, 5)], 1: [(0.86, 1), (0.92, 2), (0.6, 3), (0.7, 4)],
+              2: [(0.4, 2), (0.89, 2), (0.9, 2), (0.3, 2), (0.93, 2)]},
+        "c": {0: [(0.3, 5), (0.96, 5)], 1: [("P", 4), ("F", 4), ("P", 4)],
+              2: [(0.2, 3), (0.5, 3), (0.7, 3), (0.8, 3)]},
+    }, {"trials": None, "epochs": 10})
+
+
+def _hand_min():
+    # a trial budget, minimised (a loss): the target lies above the best
+    return _hand({
+        "a": {0: [(2.0, 1), (1.5, 2), (1.2, 1)], 1: [(1.8, 2), (1.0, 1), (1.1, 1)]},
+        "b": {0: [(1.01, 3), (3.0, 1), (0.99, 1)], 1: [(2.5, 1), ("P", 1), (2.0, 2)]},
+    }, {"trials": 3, "epochs": None}, objectives=("loss",), directions=("minimize",))
+
+
+def _hand_mo():
+    # two objectives, both maximised (hypervolume against the reference (0, 0)); y's seed 0 has two
+    # trials on the same point, both on its front
+    return _hand({
+        "x": {0: [((0.9, 0.5), 2), ((0.5, 0.9), 2), ((0.8, 0.8), 3), ((0.7, 0.6), 1)],
+              1: [((0.95, 0.3), 2), ("P", 1), ((0.6, 0.7), 2), ((0.9, 0.5), 2)]},
+        "y": {0: [((0.2, 0.2), 1), ((0.85, 0.85), 4), ((0.85, 0.85), 1), ((0.9, 0.7), 2)],
+              1: [((0.6, 0.6), 3), ((0.7, 0.4), 3), ((0.4, 0.95), 1), ((0.99, 0.1), 3)]},
+    }, {"trials": 4, "epochs": None}, objectives=("accuracy", "sparsity"), directions=("maximize", "maximize"))
+
+
+def _brute_credited(run):
+    """Credited trials, by the definition: under an epoch budget, those whose cumulative nominal epochs
+    stay within it (a trial budget: all)."""
+    cap = run.budget.get("epochs")
+    return [t for i, t in enumerate(run.trials)
+            if cap is None or sum(u.nominal_epochs for u in run.trials[:i + 1]) <= cap]
+
+
+def _brute_metric(run, trials):
+    done = [t.values for t in trials if t.state == "COMPLETE"]
+    if len(run.objectives) > 1:
+        return hypervolume_2d([v[:2] for v in done], [0.0, 0.0], run.directions[:2])
+    vals = [v[0] for v in done]
+    if not vals:
+        return None
+    return max(vals) if run.directions[0] == "maximize" else min(vals)
+
+
+def _brute_median(xs):
+    import statistics
+
+    med = statistics.median([math.inf if x is None else x for x in xs])
+    return None if math.isinf(med) else med
+
+
+@pytest.mark.parametrize("make", [_hand_so, _hand_min, _hand_mo], ids=["epochs-max", "trials-min", "multi"])
+@pytest.mark.parametrize("fraction", [0.5, 0.9, 0.95, 0.99, 1.0])
+def test_time_to_target_matches_brute_force(make, fraction):
+    from hpo_bench.harness.report.summary import time_to_target
+
+    res = make()
+    maximize = len(res.objectives) > 1 or res.directions[0] == "maximize"
+    finals = [_brute_metric(r, _brute_credited(r)) for r in res.runs]
+    best = (max if maximize else min)(v for v in finals if v is not None)
+    target = fraction * best if maximize else (2 - fraction) * best  # every hand-made value is positive
+    got = time_to_target(res, fraction)
+    assert got["fraction"] == fraction and got["best"] == pytest.approx(best)
+    assert got["target"] == pytest.approx(target)
+    assert got["direction"] == ("maximize" if maximize else "minimize")
+    assert list(got["methods"]) == list(res.by_method())
+    for m, runs in res.by_method().items():
+        epochs, trials = [], []
+        for r in sorted(runs, key=lambda r: r.seed):
+            credited = _brute_credited(r)
+            hit = None
+            for k in range(1, len(credited) + 1):
+                v = _brute_metric(r, credited[:k])
+                if v is not None and (v >= target - 1e-12 if maximize else v <= target + 1e-12):
+                    hit = k
+                    break
+            trials.append(hit)
+            epochs.append(sum(t.nominal_epochs for t in credited[:hit]) if hit else None)
+        d = got["methods"][m]
+        assert d["seeds"] == sorted(r.seed for r in runs)
+        assert d["epochs"] == epochs and d["trials"] == trials, (m, fraction)
+        assert d["reached"] == sum(e is not None for e in epochs)
+        assert d["median_epochs"] == _brute_median(epochs) and d["median_trials"] == _brute_median(trials)
+
+
+def test_time_to_target_by_hand():
+    from hpo_bench.harness.report.summary import time_to_target
+
+    got = time_to_target(_hand_so(), 0.9)  # best 0.96 (c, seed 0): the target 0.864
+    assert got["best"] == 0.96 and got["target"] == pytest.approx(0.864)
+    assert got["methods"]["a"] == {"seeds": [0, 1, 2], "epochs": [10, 9, None], "trials": [4, 3, None],
+                                   "reached": 2, "median_epochs": 10.0, "median_trials": 4.0}
+    assert got["methods"]["b"]["epochs"] == [2, 3, 4] and got["methods"]["b"]["median_epochs"] == 3.0
+    assert got["methods"]["c"]["epochs"] == [10, None, None] and got["methods"]["c"]["median_epochs"] is None
+    low = time_to_target(_hand_min(), 0.9)  # best loss 0.99: the target 1.089, above it
+    assert low["target"] == pytest.approx(1.089)
+    assert low["methods"]["a"]["epochs"] == [None, 3] and low["methods"]["b"]["epochs"] == [3, None]
+
+
+# summarize()'s keys before time to target was added: the new keys only come after them.
+_OLD_KEYS = ["problem", "objectives", "directions", "budget", "seeds", "methods", "metric", "metric_direction",
+             "summary", "pairwise", "trajectories", "baseline"]
+
+
+@pytest.mark.parametrize("make, name", [(_hand_so, "epochs-max"), (_hand_min, "trials-min"), (_hand_mo, "multi")],
+                         ids=["epochs-max", "trials-min", "multi"])
+def test_summary_keeps_every_earlier_key(make, name):
+    res = make()
+    summary = _timeless(summarize(res))
+    old = [k for k in summary if k not in ("time_to_target", "front_trials", "front_hypervolumes",
+                                            "baseline_hypervolume")]
+    assert old == _OLD_KEYS + (["hv_reference", "fronts"] if name == "multi" else [])  # the same keys, in order
+    assert list(summary)[:len(old)] == old  # new keys only after the old ones
+    assert summary["time_to_target"]["fraction"] == 0.99
+    assert [lev["fraction"] for lev in summary["time_to_target"]["levels"]] == [0.9, 0.95, 0.99]
+
+
+def _brute_front(run):
+    done = [t for t in _brute_credited(run) if t.state == "COMPLETE"]
+    return sorted((t for t in done if not any(all(a >= b for a, b in zip(u.values, t.values)) and u.values != t.values
+                                              for u in done)), key=lambda t: t.values)
+
+
+def _md_tables(md, heading):
+    """The rows of the code-block table under each ``### method`` heading of section ``heading``."""
+    section = md.split(heading, 1)[1].split("\n## ", 1)[0]
+    out = {}
+    for block in section.split("\n### ")[1:]:
+        name = block.split("\n", 1)[0].strip()
+        table = block.split("```\n", 1)[1].split("\n```", 1)[0].splitlines()
+        out[name] = (table[0].split(), [line.split() for line in table[2:]])
+    return out
+
+
+def test_multi_objective_report_has_pareto_tables_and_says_hypervolume(tmp_path):
+    res = _hand_mo()
+    summary = write_report(tmp_path, res)
+    for name in ("trajectories.png", "time_to_target.png", "finals.png", "pareto.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    md = (tmp_path / "report.md").read_text()
+    tables = _md_tables(md, "## Pareto fronts")
+    assert list(tables) == ["x", "y"]
+    for r in res.runs:
+        headers, rows = tables[r.method]
+        assert headers == ["seed", "trial", "accuracy", "sparsity"]
+        mine = [row for row in rows if row[0] == str(r.seed)]
+        front = _brute_front(r)
+        assert len(mine) == len(front), (r.method, r.seed)
+        assert [int(row[1]) for row in mine] == [t.number for t in front]
+        assert [[float(c) for c in row[2:]] for row in mine] == [pytest.approx(t.values, abs=1e-4) for t in front]
+        assert summary["front_trials"][r.method][str(r.seed)] == [t.number for t in front]
+        assert summary["front_hypervolumes"][r.method][str(r.seed)] == pytest.approx(
+            hypervolume_2d([t.values for t in front], [0.0, 0.0], r.directions))
+    assert len(tables["y"][1]) == 3 + 4  # seed 0: two trials on one point, both kept; seed 1: all four
+    # hypervolume named wherever the numbers are hypervolumes
+    assert "HV median" in md and "P(HV(a) > HV(b))" in md and "hypervolume(accuracy, sparsity)" in md
+    assert "## Time to target" in md and "hypervolume any seed" in md
+    assert "Untuned default" not in md  # no baseline given
+
+
+def test_single_objective_report_has_time_to_target_table(tmp_path):
+    res = _hand_so()
+    summary = write_report(tmp_path, res)
+    assert (tmp_path / "time_to_target.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "pareto.png").exists()
+    md = (tmp_path / "report.md").read_text()
+    assert "## Pareto fronts" not in md and "HV" not in md
+    assert "![time to target](time_to_target.png)" in md
+    block = md.split("## Time to target", 1)[1].split("```\n", 1)[1].split("\n```", 1)[0].splitlines()
+    assert block[0].split() == ["method", "0.9:", "seeds", "0.9:", "epochs", "0.95:", "seeds", "0.95:", "epochs",
+                                "0.99:", "seeds", "0.99:", "epochs"]
+    rows = {line.split()[0]: line.split()[1:] for line in block[2:]}
+    assert list(rows) == ["a", "b", "c"]
+    for m, cells in rows.items():
+        for i, lev in enumerate(summary["time_to_target"]["levels"]):
+            d = lev["methods"][m]
+            assert cells[2 * i] == f"{d['reached']}/3"
+            assert cells[2 * i + 1] == ("-" if d["median_epochs"] is None else f"{d['median_epochs']:g}")
+    assert rows["b"][:2] == ["3/3", "3"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,12 @@ def out_dir(path: str | None, default: str | None = None) -> Path:
         raise UsageError(f"--out {path!r}: parent directory {str(out.parent)!r} does not exist")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {path!r} is a file, not a directory")
-    out.mkdir(exist_ok=True)
+    try:
+        out.mkdir(exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {path!r}: cannot create it ({e.strerror})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {path!r} is not writable")
     return out
 
 

@@ -32,6 +32,13 @@ def emit(args: argparse.Namespace, payload: dict[str, Any], text: str, out: Path
             print(f"\nresults: {out / name}")
 
 
+def shown(config: dict[str, Any]) -> str:
+    """A config as a person reads it: without the keys its pattern ignores (2:4 fixes sparsity)."""
+    from ..compression import effective_config
+
+    return config_text(effective_config(config))
+
+
 def comparison_text(summary: dict[str, Any], timing: dict[str, float], device: str, report: Path,
                     notes: list[str] | None = None) -> list[str]:
     """The lines that show one comparison, the same for ``compare`` and ``suite``: what was
@@ -97,14 +104,14 @@ def cmd_run(args: argparse.Namespace) -> None:
     if problem.multi_objective:
         front = sorted(res.pareto(), key=lambda t: t.values)  # type: ignore[arg-type, return-value]
         lines.append(f"\nPareto front ({len(front)} of {len(res.complete())} complete trials):")
-        lines.append(table(["trial", *obj, "config"], [[t.number, *t.values, config_text(t.params)] for t in front]))  # type: ignore[misc]
+        lines.append(table(["trial", *obj, "config"], [[t.number, *t.values, shown(t.params)] for t in front]))  # type: ignore[misc]
     best = res.best()
     if best is not None:
         lines.append(f"\nbest {obj[0]}: {fmt(best.values[0])} (trial {best.number})")  # type: ignore[index]
-        lines.append(f"  config: {config_text(problem.config(best.params))}")
+        lines.append(f"  config: {shown(problem.config(best.params))}")
     else:
         lines.append("\nno trial completed")
-    lines.append(f"untuned default: {obj[0]} {fmt(base.values[obj[0]])}  ({config_text(base_cfg)})")
+    lines.append(f"untuned default: {obj[0]} {fmt(base.values[obj[0]])}  ({shown(base_cfg)})")
     emit(args, payload, "\n".join(lines), out, "run.json")
 
 
@@ -132,10 +139,10 @@ def cmd_compare(args: argparse.Namespace) -> None:
     obj, direction = problem.objectives[0], problem.directions[0]
     notes = [""]
     if res.baseline:
-        notes.append(f"untuned default: {obj} {fmt(res.baseline['values'][obj])}  ({config_text(res.baseline['config'])})")
+        notes.append(f"untuned default: {obj} {fmt(res.baseline['values'][obj])}  ({shown(res.baseline['config'])})")
     best = max(res.runs, key=lambda r: ((b.values[0] if direction == "maximize" else -b.values[0]) if (b := r.best()) else float("-inf")))  # type: ignore[index]
     if (b := best.best()) is not None:
-        notes.append(f"best found: {obj} {fmt(b.values[0])} by {best.method} seed {best.seed}  ({config_text(problem.config(b.params))})")  # type: ignore[index]
+        notes.append(f"best found: {obj} {fmt(b.values[0])} by {best.method} seed {best.seed}  ({shown(problem.config(b.params))})")  # type: ignore[index]
     lines = comparison_text(summary, timing, device, out / "report.md", notes)
     payload = compare_json(res) | {"device": device, "timing": timing}
     emit(args, payload, "\n".join(lines), out, "compare.json")
@@ -185,6 +192,15 @@ def cmd_suite(args: argparse.Namespace) -> None:
         print(f"suite report: {out / 'report.md'}")
 
 
+def _size(n: float) -> str:
+    """Bytes as a person reads them: 512 B, 3.4 MiB, 1.2 GiB."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
 def _saving(nominal: float, actual: float) -> str:
     return f", the cache saved {1 - actual / nominal:.0%}" if nominal and actual < nominal else ""
 
@@ -193,10 +209,16 @@ def cmd_cache(args: argparse.Namespace) -> None:
     store = store_of(args)
     if args.action == "stats":
         payload = store.stats()
-        text = "\n".join(f"{k}: {v}" for k, v in payload.items())
+        cap = "no cap" if payload["max_bytes"] is None else f"cap {_size(payload['max_bytes'])}"
+        text = "\n".join([
+            f"cache {payload['path']}",
+            f"  {payload['configs']} configs, {payload['epoch_results']} per-epoch results, "
+            f"{payload['checkpoints']} checkpoints: {_size(payload['bytes'])} ({cap})", "",
+            table(["problem", "configs"], [[p, n] for p, n in sorted(payload["problems"].items())])])
     elif args.action == "verify":
         payload = store.verify()
-        text = (f"{payload['checked']} checkpoints checked, {payload['dropped']} corrupt dropped, "
+        text = (f"{payload['rows_checked']} result rows checked, {payload['rows_dropped']} corrupt dropped; "
+                f"{payload['checked']} checkpoints checked, {payload['dropped']} corrupt dropped, "
                 f"{payload['orphans_removed']} unindexed files removed")
     else:
         store.clear()
@@ -206,16 +228,14 @@ def cmd_cache(args: argparse.Namespace) -> None:
 
 
 def cmd_profile_kernels(args: argparse.Namespace) -> None:
-    from tqdm import tqdm
-
+    """One progress line per point on stderr (stdout stays the table, or pure JSON with --json);
+    OUT/profile.json is saved after every point, so rerunning the same command continues."""
     from ..profile import format_table, plot, profile_kernels
 
     device = device_of(args.device)
     out = out_dir(args.out, "runs/profile-kernels")
-    bar = tqdm(desc="profile-kernels", unit="point", file=sys.stderr, leave=False, disable=not sys.stderr.isatty())
-    try:
-        result = profile_kernels(device, quick=args.quick, on_point=lambda p: bar.update(1))
-    finally:
-        bar.close()
+    grid = "quick" if args.quick else "full" if args.full else "default"
+    result = profile_kernels(device, grid, out=out / "profile.json", fresh=args.fresh,
+                             log=lambda line: print(line, file=sys.stderr, flush=True))
     result["plot"] = str(plot(result, out / "profile.png"))
     emit(args, result, f"{format_table(result)}\n\nplot: {result['plot']}", out, "profile.json")

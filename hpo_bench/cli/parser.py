@@ -5,6 +5,8 @@ import argparse
 import sys
 
 from .args import EXIT_USAGE, UsageError
+
+EXIT_MACHINE = 1  # a fault of the machine (disk, network): rerunning continues
 from .commands import (cmd_cache, cmd_compare, cmd_methods, cmd_problems, cmd_profile_kernels, cmd_report, cmd_run,
                        cmd_suite)
 
@@ -24,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     def cache_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--cache", help="checkpoint cache directory (default $HPO_BENCH_CACHE, else ~/.cache/hpo-bench)")
         sp.add_argument("--no-cache", action="store_true", help="evaluate everything afresh, store nothing")
-        sp.add_argument("--cache-max-gb", type=float, default=None, help="evict least recently used checkpoints beyond this")
+        sp.add_argument("--cache-max-gb", type=float, default=None,
+                        help="evict least recently used checkpoints beyond this many GiB (default 10; inf: no cap)")
 
     def search_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--problem", required=True, help="a registered problem (see `hpo-bench problems`)")
@@ -57,7 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("profile-kernels", help="time sparse inference against dense and torch.sparse")
     common(sp)
     sp.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="where the kernels run")
-    sp.add_argument("--quick", action="store_true", help="a small grid (seconds), e.g. to check the setup")
+    size = sp.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="a small grid (seconds), e.g. to check the setup")
+    size.add_argument("--full", action="store_true", help="the big grid: 3 shapes up to 4096x4096, batch up to 256 "
+                      "(hours on 2 cores; the default grid takes minutes)")
+    sp.add_argument("--fresh", action="store_true", help="measure every point again instead of continuing "
+                    "OUT/profile.json (the old file is kept as profile.previous.json)")
     sp.set_defaults(func=cmd_profile_kernels)
     sp = sub.add_parser("report", help="report.md, plots and summary.json of a compare's or a suite's --out DIR")
     sp.add_argument("dir", help="a directory holding compare.json (a comparison) or suite.json (a suite)")
@@ -93,4 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hpo-bench: interrupted; rerun the same command to continue", file=sys.stderr)
         return 130
+    except OSError as e:  # the machine, not the input: a full disk, a lost mount
+        print(f"hpo-bench: error: {e}; every finished trial is kept: fix it and rerun the same command "
+              "to continue", file=sys.stderr)
+        return EXIT_MACHINE
     return 0

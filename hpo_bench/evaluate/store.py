@@ -44,15 +44,21 @@ DEFAULT_MAX_BYTES = 10 * 2**30
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS prefixes (
     prefix TEXT PRIMARY KEY, problem TEXT, fingerprint TEXT, config TEXT, seed INTEGER,
-    device TEXT, static TEXT, created REAL);
+    device TEXT, static TEXT, created REAL, digest TEXT);
 CREATE TABLE IF NOT EXISTS epochs (
-    prefix TEXT, epoch INTEGER, accuracy REAL, PRIMARY KEY (prefix, epoch));
+    prefix TEXT, epoch INTEGER, accuracy REAL, digest TEXT, PRIMARY KEY (prefix, epoch));
 CREATE TABLE IF NOT EXISTS blobs (
     key TEXT PRIMARY KEY, prefix TEXT, epoch INTEGER, path TEXT, sha256 TEXT, size INTEGER,
     created REAL, last_used REAL);
 CREATE INDEX IF NOT EXISTS blobs_prefix ON blobs (prefix, epoch);
 CREATE TABLE IF NOT EXISTS memo (key TEXT PRIMARY KEY, value TEXT);
 """
+
+
+def _digest(*parts: Any) -> str:
+    """The checksum of an index row's values (rows are checked as blobs are: a flipped bit in a
+    stored accuracy is found, not served)."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
 def default_cache_dir() -> Path:
@@ -97,42 +103,134 @@ class CheckpointStore:
         self.blob_dir = self.root / "blobs"
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
-        self._db = sqlite3.connect(self.root / "index.sqlite3", timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self.degraded: str | None = None  # why writes stopped (a full disk, a read-only directory)
+        self._db = self._open_index()
+
+    def _open_index(self) -> sqlite3.Connection:
+        """Open (or create) the index. Creation is serialised by an ``flock`` on the cache's
+        ``.index.lock``: switching a new database to WAL needs an exclusive lock that SQLite's busy
+        timeout does not wait for, so processes opening a new cache at once would fail. An index
+        that is not a readable SQLite database is moved aside (with a warning) and started anew:
+        its blobs are then unindexed, and ``cache verify`` removes them."""
+        import fcntl
+
+        path = self.root / "index.sqlite3"
+        fd = os.open(self.root / ".index.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            for attempt in (1, 2):
+                db = sqlite3.connect(path, timeout=60, isolation_level=None)
+                try:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute("PRAGMA synchronous=FULL")
+                    if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                        raise sqlite3.DatabaseError("quick_check failed")
+                    db.executescript(_SCHEMA)
+                    self._migrate(db)
+                    return db
+                except sqlite3.DatabaseError as e:
+                    db.close()
+                    if attempt == 2 or isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+                        raise
+                    aside = path.with_name(f"index.sqlite3.corrupt-{int(time.time())}")
+                    warnings.warn(f"hpo-bench cache: {path} is not a readable index ({e}); moved to {aside.name} "
+                                  "and started a new one (its results will be recomputed)", RuntimeWarning,
+                                  stacklevel=3)
+                    os.replace(path, aside)
+                    for extra in ("-wal", "-shm"):
+                        Path(f"{path}{extra}").unlink(missing_ok=True)
+            raise AssertionError("unreachable")
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        """An index written before rows had checksums gets them (its rows are trusted once)."""
+        for table, digest_of in (("prefixes", "static"), ("epochs", "accuracy")):
+            cols = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
+            if "digest" in cols:
+                continue
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(f"ALTER TABLE {table} ADD COLUMN digest TEXT")
+            if table == "epochs":
+                rows = db.execute("SELECT prefix, epoch, accuracy FROM epochs").fetchall()
+                db.executemany("UPDATE epochs SET digest=? WHERE prefix=? AND epoch=?",
+                               [(_digest(p, e, a), p, e) for p, e, a in rows])
+            else:
+                rows = db.execute("SELECT prefix, static FROM prefixes").fetchall()
+                db.executemany("UPDATE prefixes SET digest=? WHERE prefix=?", [(_digest(p, s), p) for p, s in rows])
+            db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
 
+    def _write(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> None:
+        """Run a write; if the machine refuses it (a full disk, a read-only directory, a locked or
+        broken index), warn once and stop writing: the cache degrades to read-only, the evaluation
+        goes on with the same result, and nothing is charged to a method."""
+        if self.degraded is not None:
+            return
+        from safetensors import SafetensorError
+
+        try:
+            fn(*args, **kwargs)
+        except (OSError, sqlite3.Error, SafetensorError) as e:
+            self.degraded = f"{what}: {type(e).__name__}: {e}"
+            warnings.warn(f"hpo-bench cache: cannot write to {self.root} ({self.degraded}); going on without "
+                          "storing results (fix the disk and rerun to fill the cache)", RuntimeWarning, stacklevel=3)
+
     # ------------------------------------------------------------------ small rows
     def put_prefix(self, prefix: str, problem: str, fingerprint: str, config: Mapping[str, Any],
                    seed: int, device: str, static: Mapping[str, float]) -> None:
-        self._db.execute(
-            "INSERT OR IGNORE INTO prefixes VALUES (?,?,?,?,?,?,?,?)",
-            (prefix, problem, fingerprint, json.dumps(dict(config), sort_keys=True, default=repr), int(seed),
-             device, json.dumps(dict(static)), time.time()))
+        text = json.dumps(dict(static))
+        self._write("a config's row", self._db.execute,
+                    "INSERT OR IGNORE INTO prefixes VALUES (?,?,?,?,?,?,?,?,?)",
+                    (prefix, problem, fingerprint, json.dumps(dict(config), sort_keys=True, default=repr), int(seed),
+                     device, text, time.time(), _digest(prefix, text)))
 
     def static(self, prefix: str) -> dict[str, float] | None:
-        row = self._db.execute("SELECT static FROM prefixes WHERE prefix=?", (prefix,)).fetchone()
-        return json.loads(row[0]) if row else None
+        row = self._db.execute("SELECT static, digest FROM prefixes WHERE prefix=?", (prefix,)).fetchone()
+        if row is None:
+            return None
+        if row[1] != _digest(prefix, row[0]):
+            self._drop_rows(prefix, None, "its metrics fail their checksum")
+            return None
+        return json.loads(row[0])
 
     def put_epoch(self, prefix: str, epoch: int, accuracy: float) -> None:
-        self._db.execute("INSERT OR IGNORE INTO epochs VALUES (?,?,?)", (prefix, int(epoch), float(accuracy)))
+        self._write("a per-epoch result", self._db.execute, "INSERT OR IGNORE INTO epochs VALUES (?,?,?,?)",
+                    (prefix, int(epoch), float(accuracy), _digest(prefix, int(epoch), float(accuracy))))
 
     def curve(self, prefix: str) -> list[float]:
-        """Stored per-epoch values 1, 2, ... as far as they run without a gap."""
-        rows = self._db.execute("SELECT epoch, accuracy FROM epochs WHERE prefix=? ORDER BY epoch", (prefix,))
+        """Stored per-epoch values 1, 2, ... as far as they run without a gap (a row that fails its
+        checksum is dropped, with a warning, and ends the curve there: it will be recomputed)."""
+        rows = self._db.execute("SELECT epoch, accuracy, digest FROM epochs WHERE prefix=? ORDER BY epoch",
+                                (prefix,)).fetchall()
         out: list[float] = []
-        for epoch, acc in rows:
+        for epoch, acc, digest in rows:
             if epoch != len(out) + 1:
+                break
+            if digest != _digest(prefix, epoch, acc):
+                self._drop_rows(prefix, epoch, f"epoch {epoch}'s value fails its checksum")
                 break
             out.append(acc)
         return out
 
+    def _drop_rows(self, prefix: str, epoch: int | None, why: str) -> None:
+        """Forget a corrupt row: an epoch's value and every later one (``epoch``), or a config's
+        metrics with all its values (``epoch`` None), so they are recomputed, never trusted."""
+        warnings.warn(f"hpo-bench cache: dropping a corrupt entry of config {prefix} ({why}); it will be recomputed",
+                      RuntimeWarning, stacklevel=3)
+        if epoch is None:
+            self._write("dropping a corrupt row", self._db.execute, "DELETE FROM prefixes WHERE prefix=?", (prefix,))
+            epoch = 1
+        self._write("dropping a corrupt row", self._db.execute, "DELETE FROM epochs WHERE prefix=? AND epoch>=?",
+                    (prefix, int(epoch)))
+
     def put_memo(self, key: str, value: Any) -> None:
         """Keep the JSON-able result of a pure, costly computation (a GP's suggestion)."""
-        self._db.execute("INSERT OR IGNORE INTO memo VALUES (?,?)", (key, json.dumps(value)))
+        self._write("a memo", self._db.execute, "INSERT OR IGNORE INTO memo VALUES (?,?)", (key, json.dumps(value)))
 
     def get_memo(self, key: str) -> Any | None:
         row = self._db.execute("SELECT value FROM memo WHERE key=?", (key,)).fetchone()
@@ -148,15 +246,23 @@ class CheckpointStore:
     def put_blob(self, key: str, tensors: Mapping[str, torch.Tensor], *, prefix: str | None = None,
                  epoch: int | None = None) -> None:
         """Write atomically (temp file, fsync, rename, fsync dir), then index; a blob replaced under
-        the same key is deleted only after the new index row is committed."""
+        the same key is deleted only after the new index row is committed. A write the machine
+        refuses leaves no file behind and degrades the store to read-only (``_write``)."""
+        self._write("a checkpoint", self._put_blob, key, tensors, prefix, epoch)
+
+    def _put_blob(self, key: str, tensors: Mapping[str, torch.Tensor], prefix: str | None, epoch: int | None) -> None:
         from safetensors.torch import save_file
 
         name = f"{hashlib.sha256(key.encode()).hexdigest()[:24]}-{uuid.uuid4().hex[:8]}.safetensors"
         final = self.blob_dir / name
         tmp = self.blob_dir / f".{name}.tmp"
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        try:
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         digest, size = _sha256(tmp), tmp.stat().st_size
         os.replace(tmp, final)
         _fsync_dir(self.blob_dir)
@@ -241,7 +347,14 @@ class CheckpointStore:
         }
 
     def verify(self) -> dict[str, int]:
-        """Check every blob's checksum (drop the bad ones) and delete files nothing indexes."""
+        """Check every row's and every blob's checksum (drop the bad ones) and delete files
+        nothing indexes."""
+        q = self._db.execute
+        before = q("SELECT (SELECT COUNT(*) FROM prefixes) + (SELECT COUNT(*) FROM epochs)").fetchone()[0]
+        for (prefix,) in q("SELECT prefix FROM prefixes").fetchall():
+            if self.static(prefix) is not None:
+                self.curve(prefix)
+        rows_dropped = before - q("SELECT (SELECT COUNT(*) FROM prefixes) + (SELECT COUNT(*) FROM epochs)").fetchone()[0]
         rows = self._db.execute("SELECT key, path FROM blobs").fetchall()
         bad = sum(self.get_blob(key) is None for key, _ in rows)
         indexed = {r[0] for r in self._db.execute("SELECT path FROM blobs")}
@@ -250,7 +363,8 @@ class CheckpointStore:
             if f.name not in indexed and not (f.name.startswith(".") and time.time() - f.stat().st_mtime < 3600):
                 f.unlink(missing_ok=True)
                 orphans += 1
-        return {"checked": len(rows), "dropped": bad, "orphans_removed": orphans}
+        return {"checked": len(rows), "dropped": bad, "orphans_removed": orphans, "rows_checked": before,
+                "rows_dropped": rows_dropped}
 
     def clear(self) -> None:
         self._db.executescript("DELETE FROM blobs; DELETE FROM epochs; DELETE FROM prefixes; DELETE FROM memo;")

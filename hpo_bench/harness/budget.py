@@ -9,6 +9,9 @@ __all__ = ["DEFAULT_TRIALS", "Budget"]
 
 #: The budget of ``search``, ``compare`` and the CLI when none is given: trials per method and seed.
 DEFAULT_TRIALS = 16
+#: The largest budget (trials or epochs) accepted: each trial is a fine-tune, and a budget-matched
+#: grid of this many points is built in memory.
+MAX_BUDGET = 100_000
 
 
 @dataclass(frozen=True)
@@ -25,8 +28,8 @@ class Budget:
             raise ValueError("a budget needs trials or epochs (or both)")
         for name in ("trials", "epochs"):
             v = getattr(self, name)
-            if v is not None and (int(v) != v or v < 1):
-                raise ValueError(f"budget {name} must be an integer >= 1, got {v!r}")
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_BUDGET):
+                raise ValueError(f"budget {name} must be an integer from 1 to {MAX_BUDGET:,}, got {v!r}")
 
     @property
     def max_trials(self) -> int:

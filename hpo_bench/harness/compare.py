@@ -18,9 +18,9 @@ from ..methods import check_method
 from ..problems import Problem
 from .budget import Budget
 from .report.summary import summarize
-from .results import CompareResult, TrialRecord
+from .results import CompareResult, RunResult, TrialRecord
 from .runner import search
-from .storage import default_storage, open_storage
+from .storage import default_storage, open_ledger, study_name
 
 __all__ = ["compare", "compare_json"]
 
@@ -54,6 +54,10 @@ def compare(
         raise ValueError("compare needs at least one method")
     if not seeds:
         raise ValueError("compare needs at least one seed")
+    for kind, items in (("method", methods), ("seed", seeds)):
+        if twice := sorted({x for x in items if items.count(x) > 1}, key=str):
+            raise ValueError(f"{kind} {twice[0]!r} is given twice; a comparison runs each {kind} once "
+                             f"(a copy would enter the statistics as another sample)")
     for m in methods:  # fail before any trial is spent
         check_method(m, problem)
     out_dir = Path(out) if out is not None else None
@@ -63,7 +67,7 @@ def compare(
         out_dir.mkdir(exist_ok=True)
     if storage is None and out_dir is not None:
         storage = default_storage(out_dir)
-    store = open_storage(storage) if storage is None or isinstance(storage, str) else storage
+    ledger = open_ledger(storage)
     evaluator = evaluator or make_evaluator(problem, device, eval_seed)
 
     result = CompareResult(
@@ -76,14 +80,27 @@ def compare(
         base = evaluator.evaluate(base_cfg)
         result.baseline = {"config": base_cfg, "values": base.values}
         result.baseline_seconds = time.perf_counter() - t0
-    for method in methods:
-        for seed in seeds:
-            cb = (lambda rec, m=method, s=seed: on_trial(m, s, rec)) if on_trial else None
-            result.runs.append(search(problem, method, budget, seed, store, evaluator=evaluator, memo=memo,
-                                      on_trial=cb))
+    # Several processes may run the same comparison into one ledger: each takes the runs no other
+    # process holds, then waits for the rest (a run is one study, run by one process at a time), so
+    # they share the work and every one of them ends with the whole, identical result.
+    runs: dict[tuple[str, int], RunResult] = {}
+    pending = [(m, s) for m in methods for s in seeds]
+    for wait in (False, True):
+        deferred = []
+        for method, seed in pending:
+            name = study_name(problem.name, method, seed, budget.tag, evaluator.seed)
+            with ledger.claim(name, wait=wait) as held:
+                if not held:
+                    deferred.append((method, seed))
+                    continue
+                cb = (lambda rec, m=method, s=seed: on_trial(m, s, rec)) if on_trial else None
+                runs[method, seed] = search(problem, method, budget, seed, ledger, evaluator=evaluator, memo=memo,
+                                            on_trial=cb)
+            result.runs = [runs[k] for k in ((m, s) for m in methods for s in seeds) if k in runs]
             result.wall_seconds = time.perf_counter() - t0
             if out_dir is not None:  # keep what is done on disk as we go
                 write_json_atomic(out_dir / "compare.json", compare_json(result))
+        pending = deferred
     return result
 
 

@@ -22,7 +22,7 @@ from ..problems import Problem
 from ..space import Categorical, Float, Int, SearchSpace
 from .budget import Budget
 from .results import RunResult, TrialRecord
-from .storage import open_storage, study_name
+from .storage import open_ledger, study_name
 
 __all__ = ["max_epochs", "search"]
 
@@ -89,7 +89,9 @@ def search(
     that keeps the evaluator protocol (``hpo_bench.evaluate.base``; default: ``make_evaluator`` on
     ``device`` with ``eval_seed``). ``memo``: where a method may keep pure, costly suggestions (a
     ``CheckpointStore``: the GP's suggestions), or None. ``storage``: None (in memory), a path or
-    an Optuna storage URL / object (``storage.open_storage``); a study already there is continued.
+    URL (``storage.open_ledger``), an open ``Ledger`` or an Optuna storage object; a study already
+    there is continued. While it runs, the search holds the study's claim: another process asking
+    for the same study waits for it.
     """
     import optuna
 
@@ -110,53 +112,54 @@ def search(
     pruner = pruner or optuna.pruners.NopPruner()  # create_study's default would be MedianPruner
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     name = study_name(problem.name, method, seed, budget.tag, evaluator.seed)
-    store = storage if storage is not None and not isinstance(storage, str) else open_storage(storage)
-    study = optuna.create_study(
-        storage=store, sampler=sampler, pruner=pruner, study_name=name,
-        directions=problem.directions, load_if_exists=True,
-    )
-    fp = study.user_attrs.get("problem_fingerprint")
-    if fp is None:
-        study.set_user_attr("problem_fingerprint", problem.fingerprint())
-        study.set_user_attr("space", problem.space.describe())
-    elif fp != problem.fingerprint():
-        raise ValueError(f"study {name!r} in this storage belongs to a different version of problem {problem.name!r}")
-    _fail_interrupted(study)
-
-    def spent() -> tuple[int, int]:
-        spent_trials = [t for t in study.get_trials(deepcopy=False) if counted(t)]
-        return len(spent_trials), sum(int(t.user_attrs.get("nominal_epochs", 0)) for t in spent_trials)
-
-    def credited(nominal_epochs: int) -> bool:
-        """Whether a trial finishing now at this cost is credited (``Budget.credited``): recorded
-        on the trial as user attribute ``credited``, so the study itself says which trials the
-        comparison counts, and the best credited trial is what the report calls best."""
-        return budget.credits(spent()[1], nominal_epochs)
-
-    objective = _objective(problem, evaluator, credited)
-
-    def after(study: Any, trial: Any) -> None:
-        if on_trial is not None and counted(trial):
-            on_trial(_record(trial))
-        if budget.spent(*spent()):
-            study.stop()
-
-    start = time.perf_counter()
-    earlier = {t.number for t in study.get_trials(deepcopy=False) if counted(t)}
-    trials_done, epochs_done = spent()
-    if not budget.spent(trials_done, epochs_done) and trials_done < limit:
-        study.optimize(
-            objective, n_trials=limit - trials_done, catch=(EvaluationFailed,), callbacks=[after]
+    ledger = open_ledger(storage)
+    with ledger.claim(name):  # one process at a time runs a study (locks.study_claim)
+        study = optuna.create_study(
+            storage=ledger.storage, sampler=sampler, pruner=pruner, study_name=name,
+            directions=problem.directions, load_if_exists=True,
         )
-    wall = time.perf_counter() - start
-    records = [_record(t) for t in study.get_trials(deepcopy=False) if counted(t)]
-    return RunResult(
-        problem=problem.name, method=method, seed=int(seed),
-        budget={"trials": budget.trials, "epochs": budget.epochs},
-        objectives=list(problem.objectives), directions=problem.directions,
-        study_name=name, trials=records, wall_seconds=wall, suggest_seconds=sampler.seconds,
-        evaluated_seconds=sum(t.seconds for t in records if t.number not in earlier),
-    )
+        fp = study.user_attrs.get("problem_fingerprint")
+        if fp is None:
+            study.set_user_attr("problem_fingerprint", problem.fingerprint())
+            study.set_user_attr("space", problem.space.describe())
+        elif fp != problem.fingerprint():
+            raise ValueError(f"study {name!r} in this storage belongs to a different version of problem {problem.name!r}")
+        _fail_interrupted(study)
+
+        def spent() -> tuple[int, int]:
+            spent_trials = [t for t in study.get_trials(deepcopy=False) if counted(t)]
+            return len(spent_trials), sum(int(t.user_attrs.get("nominal_epochs", 0)) for t in spent_trials)
+
+        def credited(nominal_epochs: int) -> bool:
+            """Whether a trial finishing now at this cost is credited (``Budget.credited``): recorded
+            on the trial as user attribute ``credited``, so the study itself says which trials the
+            comparison counts, and the best credited trial is what the report calls best."""
+            return budget.credits(spent()[1], nominal_epochs)
+
+        objective = _objective(problem, evaluator, credited)
+
+        def after(study: Any, trial: Any) -> None:
+            if on_trial is not None and counted(trial):
+                on_trial(_record(trial))
+            if budget.spent(*spent()):
+                study.stop()
+
+        start = time.perf_counter()
+        earlier = {t.number for t in study.get_trials(deepcopy=False) if counted(t)}
+        trials_done, epochs_done = spent()
+        if not budget.spent(trials_done, epochs_done) and trials_done < limit:
+            study.optimize(
+                objective, n_trials=limit - trials_done, catch=(EvaluationFailed,), callbacks=[after]
+            )
+        wall = time.perf_counter() - start
+        records = [_record(t) for t in study.get_trials(deepcopy=False) if counted(t)]
+        return RunResult(
+            problem=problem.name, method=method, seed=int(seed),
+            budget={"trials": budget.trials, "epochs": budget.epochs},
+            objectives=list(problem.objectives), directions=problem.directions,
+            study_name=name, trials=records, wall_seconds=wall, suggest_seconds=sampler.seconds,
+            evaluated_seconds=sum(t.seconds for t in records if t.number not in earlier),
+        )
 
 
 def _objective(problem: Problem, evaluator: EvaluatorLike, credited: Callable[[int], bool]) -> Callable[[Any], Any]:
@@ -168,9 +171,12 @@ def _objective(problem: Problem, evaluator: EvaluatorLike, credited: Callable[[i
     def objective(trial: Any) -> Any:
         try:
             return evaluate(trial)
-        except KeyboardInterrupt:
-            # Ctrl-C: Optuna stores the trial as FAIL. It holds no result and is not the method's
-            # fault, so it is not charged to the budget, and a rerun retries it (methods/ledger.py).
+        except (EvaluationFailed, optuna.TrialPruned):
+            raise  # the configuration's own outcome: recorded and charged
+        except BaseException:
+            # Ctrl-C, a full disk, a lost machine, a bug: Optuna stores the trial as FAIL, but it
+            # holds no result of the configuration and is not the method's fault. It is marked
+            # interrupted (methods/ledger.py): not charged to the budget, run again on a rerun.
             trial.set_user_attr(INTERRUPTED, True)
             raise
 

@@ -6,10 +6,14 @@ URL (``postgresql://...``, for several machines) goes to Optuna's RDB storage as
 """
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JOURNAL_SUFFIXES", "default_storage", "open_storage", "study_name"]
+from .locks import study_claim
+
+__all__ = ["JOURNAL_SUFFIXES", "Ledger", "default_storage", "open_ledger", "open_storage", "study_name"]
 
 JOURNAL_SUFFIXES = (".log", ".jsonl", ".journal")
 
@@ -39,12 +43,53 @@ def open_storage(storage: str | None) -> Any:
         if "://" not in storage and path.suffix in JOURNAL_SUFFIXES:
             from optuna.storages.journal import JournalFileBackend
 
-            return optuna.storages.JournalStorage(JournalFileBackend(storage))
+            from .locks import FlockJournalLock, repair_torn_tail
+
+            repair_torn_tail(path)
+            return optuna.storages.JournalStorage(JournalFileBackend(storage, lock_obj=FlockJournalLock(path)))
     if not url.startswith("sqlite"):
-        return optuna.storages.RDBStorage(url)
+        try:
+            return optuna.storages.RDBStorage(url)
+        except ImportError as e:  # e.g. postgresql:// without a driver
+            raise ValueError(f"storage {_redacted(url)}: {e} (for PostgreSQL: pip install psycopg2-binary)") from None
+        except Exception as e:  # noqa: BLE001 - unreachable server, bad credentials: one line
+            raise ValueError(f"storage {_redacted(url)}: cannot connect ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''})") from None
     storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
     _fast_sqlite(storage.engine)
     return storage
+
+
+@dataclass
+class Ledger:
+    """An open trial ledger: the Optuna storage, and the file it lives in (None for memory or a
+    database server), where a process claims a study before running it (locks.study_claim)."""
+
+    storage: Any
+    path: Path | None = None
+
+    def claim(self, study: str, wait: bool = True) -> contextlib.AbstractContextManager[bool]:
+        return study_claim(self.path, study, wait)
+
+
+def open_ledger(storage: str | Ledger | Any | None) -> Ledger:
+    """A ``Ledger`` from a path or URL (``open_storage``), a Ledger, or an Optuna storage object
+    (taken as is: no claims)."""
+    if isinstance(storage, Ledger):
+        return storage
+    if storage is None or isinstance(storage, str):
+        path = None
+        if storage is not None and ("://" not in storage or storage.startswith("sqlite:///")):
+            path = Path(storage[len("sqlite:///"):] if storage.startswith("sqlite:///") else storage)
+        return Ledger(open_storage(storage), path)
+    return Ledger(storage, None)
+
+
+def _redacted(url: str) -> str:
+    """A database URL without its password, for messages."""
+    import re
+
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 def _fast_sqlite(engine: Any) -> None:

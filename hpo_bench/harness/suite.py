@@ -124,7 +124,7 @@ def load_suite(path: str | Path) -> Suite:
             if key not in c:
                 raise ValueError(f"{w}: missing key {key!r}")
         problem = c["problem"]
-        if problem not in PROBLEMS:
+        if not isinstance(problem, str) or problem not in PROBLEMS:
             raise ValueError(f"{w}: unknown problem {problem!r}; known: {', '.join(PROBLEMS)}")
         methods = c["methods"]
         if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
@@ -132,6 +132,8 @@ def load_suite(path: str | Path) -> Suite:
         for m in methods:
             if m not in METHODS:
                 raise ValueError(f"{w}: unknown method {m!r}; known: {', '.join(METHODS)}")
+        if len(set(methods)) != len(methods):
+            raise ValueError(f"{w}: methods repeat: {methods}")
         if "seeds" not in c and default_seeds is None:
             raise ValueError(f"{w}: missing key 'seeds' (here or at the top of the suite)")
         seeds = _seeds(c.get("seeds", default_seeds), w)
@@ -139,10 +141,18 @@ def load_suite(path: str | Path) -> Suite:
         if not isinstance(args, dict):
             raise ValueError(f"{w}: problem_args must be a table")
         params = inspect.signature(PROBLEMS[problem]).parameters
-        for k in args:
+        for k, v in args.items():
             if k not in params:
                 raise ValueError(f"{w}: problem {problem!r} takes no argument {k!r}"
                                  + (f"; it takes: {', '.join(params)}" if params else ""))
+            default = params[k].default
+            kinds = (int, float) if isinstance(default, float) else (type(default),)
+            if default is not inspect.Parameter.empty and default is not None and (
+                    isinstance(v, bool) != isinstance(default, bool) or not isinstance(v, kinds)):
+                kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+                    type(default), type(default).__name__)
+                raise ValueError(f"{w}: problem_args {args}: {k} must be {kind} (like its default {default!r}), "
+                                 f"got {v!r}")
         name = str(c.get("name", problem))
         if name in names or not name or "/" in name:
             raise ValueError(f"{w}: name {name!r} is empty, has a '/' or repeats another comparison's")
@@ -170,7 +180,11 @@ def run_suite(
         torch.set_num_threads(suite.threads)
     results = []
     for c in suite.comparisons:
-        problem = c.make_problem()
+        try:
+            problem = c.make_problem()
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"suite {suite.path or suite.name}, comparison {c.name!r}: problem {c.problem!r} with "
+                             f"problem_args {c.problem_args}: {e}") from None
         for m in c.methods:
             try:
                 check_method(m, problem)

@@ -111,7 +111,32 @@ class Problem:
             raise ValueError(f"problem {self.name!r}: {sorted(overlap)} both fixed and searched")
         if self.pretrain is None and self.pretrained_state is None:
             raise ValueError(f"problem {self.name!r}: give a pretrain recipe or a pretrained_state")
+        for key, v in (self.pretrained_state or {}).items():
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and bool(torch.isnan(v).any()):
+                raise ValueError(f"problem {self.name!r}: pretrained_state[{key!r}] contains NaN")
+        self._check_ranges()
         self._fingerprint: str | None = None
+
+    def _check_ranges(self) -> None:
+        """The config keys the evaluator reads must be in range wherever they come from (fixed or
+        searched), so a bad range fails here, not at the first trial."""
+        ranges = {"sparsity": (0.0, 1.0, "in [0, 1]"), "lr": (0.0, None, "> 0"), "epochs": (1, None, ">= 1"),
+                  "batch_size": (1, None, ">= 1"), "weight_decay": (0.0, None, ">= 0")}
+        for key, (lo, hi, rule) in ranges.items():
+            if key in self.fixed:
+                values = [self.fixed[key]]
+            elif key in self.space:
+                p = self.space[key]
+                values = list(p.choices) if hasattr(p, "choices") else [p.low, p.high]
+            else:
+                continue
+            for v in values:
+                ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (
+                    (v > lo if key == "lr" else v >= lo) and (hi is None or v <= hi))
+                if not ok:
+                    where = "fixed" if key in self.fixed else "searched"
+                    raise ValueError(f"problem {self.name!r}: {key} must be {rule}, but the {where} {key} "
+                                     f"includes {v!r}")
 
     # ------------------------------------------------------------------ objectives
     @property

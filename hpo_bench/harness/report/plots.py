@@ -1,15 +1,18 @@
 """A comparison's plots, each answering one question: how fast does each method get there (best so
 far, or hypervolume, median over seeds with the IQR band, against trials and against nominal
-fine-tuning epochs); where does each end up (final result per seed, box plots with every seed drawn);
-what trade-offs did each find (Pareto fronts, multi-objective only)."""
+fine-tuning epochs: one row of panels per method, the others' medians faint behind it); which method
+gets close to the best first (time to target: the share of seeds that reached it against epochs
+spent, and each seed's epochs); where does each end up (final result per seed, box plots with every
+seed drawn); what trade-offs did each find (Pareto fronts, one per seed, multi-objective only)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from ..._text import fmt
 from .text import describe
 
-__all__ = ["plot_finals", "plot_pareto", "plot_trajectories"]
+__all__ = ["plot_finals", "plot_pareto", "plot_time_to_target", "plot_trajectories"]
 
 
 def _wrap(text: str, width: int = 100) -> str:
@@ -26,41 +29,133 @@ def _colors(methods: list[str]) -> dict[str, Any]:
 
 
 _STYLES = ["-", "--", "-.", ":", (0, (6, 2, 1, 2, 1, 2))]
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
 
 
-def _band(ax: Any, x: list[float], band: dict[str, list[Any]], color: Any, label: str, k: int) -> None:
+def _points(x: list[float], band: dict[str, list[Any]]) -> tuple[list[Any], ...] | None:
     pts = [(xi, m, lo, hi) for xi, m, lo, hi in zip(x, band["median"], band["q25"], band["q75"]) if m is not None]
     if not pts:
-        return
+        return None
     xs, med, lo, hi = (list(v) for v in zip(*pts))
     lo = [float("nan") if v is None else v for v in lo]  # a quartile on a seed with no result yet
     hi = [float("nan") if v is None else v for v in hi]
-    # distinct dashes and widths, so methods that coincide (same start-up trials) stay visible
-    ax.step(xs, med, where="post", color=color, lw=2.6 - 0.3 * (k % 5), ls=_STYLES[k % 5], label=label)
-    ax.fill_between(xs, lo, hi, step="post", color=color, alpha=0.18, lw=0)
+    return xs, med, lo, hi
+
+
+def _target_label(ttt: dict[str, Any]) -> str:
+    return f"target: {ttt['fraction']:g} of the best final ({fmt(ttt['target'])})"
 
 
 def plot_trajectories(summary: dict[str, Any], path: Path) -> Path:
+    """Small multiples: one row per method (left against trials, right against nominal epochs), the
+    row's method strong with its light IQR band, every other method's median faint behind it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    methods, colors = summary["methods"], _colors(summary["methods"])
+    n = len(methods)
+    fig, axes = plt.subplots(n, 2, figsize=(12, 1.25 + 2.15 * n), sharex="col", sharey=True,
+                             constrained_layout=True, squeeze=False)
+    curves = {}
+    for m in methods:
+        tr = summary["trajectories"][m]
+        curves[m] = (_points(list(range(1, len(tr["trials"]["median"]) + 1)), tr["trials"]),
+                     _points(tr["epochs"]["x"], tr["epochs"]))
+    ttt = summary.get("time_to_target") or {}
+    for row, m in zip(axes, methods):
+        for col, ax in enumerate(row):
+            for other in methods:  # the others first, faint, so the row's method is drawn on top
+                c = curves[other][col]
+                if other != m and c:
+                    ax.step(c[0], c[1], where="post", color="0.55", lw=1.0, alpha=0.7)
+            c = curves[m][col]
+            if c:
+                ax.fill_between(c[0], c[2], c[3], step="post", color=colors[m], alpha=0.22, lw=0)
+                ax.step(c[0], c[1], where="post", color=colors[m], lw=2.4)
+            if ttt.get("target") is not None:
+                ax.axhline(ttt["target"], color="black", ls=":", lw=1.1)
+            ax.grid(alpha=0.3)
+        s = summary["summary"][m]
+        what = "hypervolume " if summary["metric"].startswith("hypervolume") else ""
+        row[0].set_title(f"{m}: final median {what}{fmt(s['median'])} (IQR {fmt(s['q25'])} to {fmt(s['q75'])})",
+                         loc="left", fontsize=10, color=colors[m], fontweight="bold")
+    ylabel = summary["metric"] + " so far" if not summary["metric"].startswith("hypervolume") else summary["metric"]
+    axes[-1][0].set_xlabel("trials spent")
+    axes[-1][1].set_xlabel("nominal fine-tuning epochs spent")
+    fig.supylabel(ylabel, fontsize=10)
+    _zoom(list(axes.flat), summary)
+    handles = [Line2D([], [], color="black", lw=2.4, label="the row's method: median over seeds"),
+               Patch(color="black", alpha=0.22, label="its IQR (25th-75th percentile over seeds)"),
+               Line2D([], [], color="0.55", lw=1.0, label="the other methods' medians")]
+    if ttt.get("target") is not None:
+        handles.append(Line2D([], [], color="black", ls=":", lw=1.1, label=_target_label(ttt)))
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=9, frameon=False)
+    fig.suptitle(_wrap(describe(summary)), fontsize=10)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _epoch_span(summary: dict[str, Any]) -> float:
+    """The x range of the time-to-target axes: the epoch budget, else the most epochs any method
+    was credited."""
+    return max((float(summary["trajectories"][m]["epochs"]["x"][-1]) for m in summary["methods"]
+                if summary["trajectories"][m]["epochs"]["x"]), default=1.0) or 1.0
+
+
+def plot_time_to_target(summary: dict[str, Any], path: Path) -> Path:
+    """Per target (a fraction of the best final any run reached): top, the share of each method's
+    seeds whose best so far had reached it against nominal epochs spent (an ECDF; higher and further
+    left is better); bottom, each seed's epochs (x at the right: never reached), the median a bar."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     methods, colors = summary["methods"], _colors(summary["methods"])
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True)
-    for k, m in enumerate(methods):
-        tr = summary["trajectories"][m]
-        _band(axes[0], list(range(1, len(tr["trials"]["median"]) + 1)), tr["trials"], colors[m], m, k)
-        _band(axes[1], tr["epochs"]["x"], tr["epochs"], colors[m], m, k)
-    ylabel = summary["metric"] + " so far" if not summary["metric"].startswith("hypervolume") else summary["metric"]
-    axes[0].set_xlabel("trials spent")
-    axes[1].set_xlabel("nominal fine-tuning epochs spent")
-    for ax in axes:
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-    _zoom(axes, summary)
-    axes[0].legend(loc="lower right", fontsize=9)
-    fig.suptitle(f"{_wrap(describe(summary))}\nmedian over seeds, band = IQR (25th-75th percentile)", fontsize=10)
+    ttt = summary["time_to_target"]
+    levels = ttt.get("levels") or [ttt]
+    span = _epoch_span(summary)
+    never = span * 1.08
+    fig, axes = plt.subplots(2, len(levels), figsize=(4.6 * len(levels) + 0.6, 4.0 + 0.45 * len(methods)),
+                             sharex=True, constrained_layout=True, squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 0.6 + 0.4 * len(methods)]})
+    for j, lev in enumerate(levels):
+        top, bottom = axes[0][j], axes[1][j]
+        for k, m in enumerate(methods):
+            d = lev["methods"][m]
+            total = len(d["epochs"])
+            hits = sorted(e for e in d["epochs"] if e is not None)
+            xs = [0.0, *hits, span]
+            ys = [0.0, *[(i + 1) / total for i in range(len(hits))], len(hits) / max(total, 1)]
+            top.step(xs, ys, where="post", color=colors[m], lw=2.5 - 0.3 * (k % 5), ls=_STYLES[k % 5],
+                     label=m if j == 0 else None)
+            y = len(methods) - 1 - k
+            for i, e in enumerate(d["epochs"]):
+                off = ((i % 5) - 2) * 0.07  # seeds side by side where they tie
+                bottom.scatter(e if e is not None else never, y + off, color=colors[m], s=26, zorder=3,
+                               marker="o" if e is not None else "x")
+            if d["median_epochs"] is not None:
+                bottom.plot([d["median_epochs"]] * 2, [y - 0.35, y + 0.35], color="black", lw=2)
+        top.set_title(f"target {lev['fraction']:g} of the best final: {fmt(lev['target'])}", fontsize=10)
+        top.set_ylim(-0.03, 1.05)
+        top.grid(alpha=0.3)
+        bottom.axvspan(span * 1.02, span * 1.14, color="0.9", lw=0)
+        bottom.text(never, len(methods) - 0.45, "never", ha="center", va="bottom", fontsize=8)
+        bottom.set_yticks(range(len(methods)), list(reversed(methods)) if j == 0 else [""] * len(methods))
+        bottom.set_ylim(-0.6, len(methods) - 0.1)
+        bottom.set_xlim(0, span * 1.14)
+        bottom.grid(axis="x", alpha=0.3)
+        bottom.set_xlabel("nominal fine-tuning epochs spent")
+    axes[0][0].set_ylabel("share of seeds that reached it")
+    fig.legend(loc="outside lower center", ncols=min(len(methods), 6), fontsize=9, frameon=False)
+    fig.suptitle(f"{_wrap(describe(summary))}\ntime to target: epochs until the best so far first reached "
+                 f"the target (top: share of seeds by then; bottom: dots = seeds, x = never, bar = median "
+                 f"over seeds)", fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -112,30 +207,53 @@ def plot_finals(summary: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def _shade(color: Any, i: int, n: int) -> tuple[float, float, float]:
+    """The ``i``-th of ``n`` shades of ``color``: from darker to lighter."""
+    from matplotlib.colors import to_rgb
+
+    t = 0.0 if n <= 1 else -0.45 + 0.9 * i / (n - 1)  # < 0: towards black, > 0: towards white
+    return tuple(c * (1 + t) if t < 0 else c + (1 - c) * t for c in to_rgb(color))  # type: ignore[return-value]
+
+
 def plot_pareto(summary: dict[str, Any], path: Path) -> Path:
+    """One panel per method, one front per seed: each seed its own marker and shade of the method's
+    colour, its hypervolume in the legend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     methods, colors = summary["methods"], _colors(summary["methods"])
-    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 4.2), sharex=True, sharey=True,
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 4.6), sharex=True, sharey=True,
                              constrained_layout=True, squeeze=False)
     o = summary["objectives"]
+    hvs = summary.get("front_hypervolumes") or {}
     # the staircase bounding the dominated region: with x maximised, x_{i+1}'s y holds on (x_i, x_{i+1}]
     where = "pre" if summary["directions"][0] == "maximize" else "post"
     for ax, m in zip(axes[0], methods):
-        for seed, front in summary["fronts"][m].items():
+        seeds = sorted(summary["fronts"][m], key=int)
+        for i, seed in enumerate(seeds):
+            front = summary["fronts"][m][seed]
+            shade, marker = _shade(colors[m], i, len(seeds)), _MARKERS[i % len(_MARKERS)]
+            hv = hvs.get(m, {}).get(seed)
+            label = f"seed {seed}" + (f": hypervolume {fmt(hv)}" if hv is not None else "")
             if front:
                 xs, ys = [p[0] for p in front], [p[1] for p in front]
-                ax.step(xs, ys, where=where, color=colors[m], alpha=0.45, lw=1)
-                ax.scatter(xs, ys, color=colors[m], s=10)
-        ax.set_title(f"{m}: one front per seed", fontsize=10)
-        ax.set_xlabel(o[0])
+                ax.step(xs, ys, where=where, color=shade, alpha=0.7, lw=1.2)
+                ax.scatter(xs, ys, color=shade, marker=marker, s=30, edgecolors="black", linewidths=0.4,
+                           label=label, zorder=3)
+            else:
+                ax.scatter([], [], color=shade, marker=marker, label=label + " (no front)")
+        s = summary["summary"][m]
+        ax.set_title(f"{m}: median hypervolume {fmt(s['median'])}", fontsize=10, color=colors[m], fontweight="bold")
+        ax.set_xlabel(f"{o[0]} ({summary['directions'][0]})")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(o[1])
-    fig.suptitle(f"Pareto fronts within the budget ({summary['problem']}); hypervolume reference "
-                 f"{summary.get('hv_reference')}", fontsize=10)
+        ax.legend(title="one front per seed (marker, shade)", fontsize=8, title_fontsize=8, loc="best")
+    axes[0][0].set_ylabel(f"{o[1]} ({summary['directions'][1]})")
+    ref = summary.get("hv_reference") or []
+    ref_text = ", ".join(f"{name} {fmt(v)}" for name, v in zip(o, ref))
+    fig.suptitle(f"Pareto fronts of the credited trials ({summary['problem']}); hypervolume: the area they "
+                 f"dominate, bounded by the reference point ({ref_text})", fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

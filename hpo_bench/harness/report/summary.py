@@ -11,6 +11,8 @@ exactly as an uninterrupted one; wall times are kept apart). It is the one summa
 * per method: median and IQR of the finals over seeds, mean rank, credited trials and epochs;
   per pair of methods: wins/ties/losses, Wilcoxon, rank-biserial, P(a > b) (stats.py); best-so-far
   (or hypervolume) trajectories against trials and against nominal epochs.
+* ``time_to_target(result, fraction)``: per method and seed, the nominal epochs (and trials) its
+  best so far (or hypervolume) took to come within ``fraction`` of the best final any run reached.
 """
 from __future__ import annotations
 
@@ -22,11 +24,17 @@ from ..budget import Budget
 from ..results import CompareResult, RunResult, TrialRecord
 from ..stats import average_ranks, hypervolume_2d, median_iqr, pareto_front, prob_beats, wilcoxon
 
-__all__ = ["HV_REFERENCE", "final", "hv_reference", "summarize", "within_budget"]
+__all__ = ["HV_REFERENCE", "TARGET_FRACTION", "TARGET_FRACTIONS", "final", "hv_reference", "summarize",
+           "target_value", "time_to_target", "within_budget"]
 
 # Hypervolume reference point per objective (in the objective's own units): the worst value that
 # still counts. Objectives without one take the worst value seen anywhere in the comparison.
 HV_REFERENCE: dict[str, float] = {"accuracy": 0.0, "sparsity": 0.0}
+
+# Time to target: the target is this fraction of the best final any run reached (the headline
+# figure), and the figure and table also show these easier ones.
+TARGET_FRACTION = 0.99
+TARGET_FRACTIONS = (0.9, 0.95, 0.99)
 
 
 def within_budget(run: RunResult) -> list[TrialRecord]:
@@ -110,6 +118,72 @@ def _step_at(ys: list[float | None], xs: list[int], grid: list[int]) -> list[flo
     return out
 
 
+def _metric(result: CompareResult) -> tuple[str, str, Any]:
+    """The comparison's metric: its name, its direction and, per run, the function of a prefix of
+    credited trials (the best primary value; with two objectives, the hypervolume)."""
+    if len(result.objectives) > 1:
+        ref = hv_reference(result)
+        return (f"hypervolume({result.objectives[0]}, {result.objectives[1]})", "maximize",
+                lambda run: _hv_metric(run, ref))
+    return f"best {result.objectives[0]}", result.directions[0], _best_metric
+
+
+# ---------------------------------------------------------------------- time to target
+def target_value(best: float, fraction: float, direction: str) -> float:
+    """The value ``(1 - fraction) * |best|`` worse than ``best``: ``fraction * best`` for a positive
+    maximised metric (accuracy, hypervolume), ``(2 - fraction) * best`` for a positive minimised one."""
+    slack = (1.0 - fraction) * abs(best)
+    return best - slack if direction == "maximize" else best + slack
+
+
+def _median_or_none(xs: list[float | None]) -> float | None:
+    """Median, a None (never) counting as later than anything: None where the median lands on one."""
+    if not xs:
+        return None
+    s = sorted(xs, key=lambda v: (v is None, v if v is not None else 0.0))
+    n = len(s)
+    a, b = s[(n - 1) // 2], s[n // 2]
+    return None if a is None or b is None else (a + b) / 2
+
+
+def time_to_target(result: CompareResult, fraction: float = TARGET_FRACTION) -> dict[str, Any]:
+    """How long each method takes to get close to the best anyone got, a pure function of the
+    finished trials.
+
+    ``best``: the best final (``final``, or the final hypervolume) of any method and seed;
+    ``target``: ``target_value(best, fraction, direction)``. Per method, seeds ascending: the
+    cumulative nominal epochs (``epochs``) and the number of credited trials (``trials``) after
+    which the run's best so far first reached the target (None: never, within the budget);
+    ``reached``: how many seeds did; ``median_epochs``/``median_trials``: over all seeds, a seed
+    that never reached it counting as later than any (None where the median lands on one)."""
+    name, direction, metric_of = _metric(result)
+
+    def good(v: float) -> float:
+        return v if direction == "maximize" else -v
+
+    curves: dict[str, list[tuple[int, list[float | None], list[int]]]] = {}
+    for m, runs in result.by_method().items():
+        curves[m] = [(r.seed, *_trajectory(r, metric_of(r))) for r in sorted(runs, key=lambda r: r.seed)]
+    finals = [ys[-1] for per in curves.values() for _, ys, _ in per if ys and ys[-1] is not None]
+    best = max(finals, key=good) if finals else None
+    target = target_value(best, fraction, direction) if best is not None else None
+    methods: dict[str, Any] = {}
+    for m, per in curves.items():
+        epochs: list[int | None] = []
+        trials: list[int | None] = []
+        for _, ys, xs in per:
+            hit = next((i for i, y in enumerate(ys) if y is not None and target is not None
+                        and good(y) >= good(target)), None)
+            epochs.append(xs[hit] if hit is not None else None)
+            trials.append(hit + 1 if hit is not None else None)
+        methods[m] = {"seeds": [s for s, _, _ in per], "epochs": epochs, "trials": trials,
+                      "reached": sum(e is not None for e in epochs),
+                      "median_epochs": _median_or_none(epochs),  # type: ignore[arg-type]
+                      "median_trials": _median_or_none(trials)}  # type: ignore[arg-type]
+    return {"fraction": fraction, "metric": name, "direction": direction, "best": best, "target": target,
+            "methods": methods}
+
+
 # ---------------------------------------------------------------------- a comparison
 def summarize(result: CompareResult) -> dict[str, Any]:
     """Everything the report shows, as JSON-able data, a pure function of the finished trials (so a
@@ -118,11 +192,7 @@ def summarize(result: CompareResult) -> dict[str, Any]:
     by_method = result.by_method()
     methods = list(by_method)
     ref = hv_reference(result) if multi else None
-    metric_name = f"hypervolume({result.objectives[0]}, {result.objectives[1]})" if multi else f"best {result.objectives[0]}"
-    direction = "maximize" if multi else result.directions[0]
-
-    def metric_of(run: RunResult):
-        return _hv_metric(run, ref) if multi else _best_metric(run)  # type: ignore[arg-type]
+    metric_name, direction, metric_of = _metric(result)
 
     def good(v: float | None) -> float:
         if v is None:
@@ -190,6 +260,18 @@ def summarize(result: CompareResult) -> dict[str, Any]:
     if multi:
         out["hv_reference"] = ref
         out["fronts"] = {m: {str(r.seed): [t.values for t in _front(r)] for r in by_method[m]} for m in methods}
+    # keys added later (every key above keeps its value)
+    out["time_to_target"] = {**time_to_target(result, TARGET_FRACTION),
+                             "levels": [time_to_target(result, f) for f in TARGET_FRACTIONS]}
+    if multi:
+        out["front_trials"] = {m: {str(r.seed): [t.number for t in _front(r)] for r in by_method[m]}
+                               for m in methods}
+        out["front_hypervolumes"] = {m: {str(r.seed): _hv_metric(r, ref)(within_budget(r))  # type: ignore[arg-type]
+                                         for r in by_method[m]} for m in methods}
+        base = (result.baseline or {}).get("values") or {}
+        if all(isinstance(base.get(o), (int, float)) for o in result.objectives[:2]):
+            out["baseline_hypervolume"] = hypervolume_2d([[base[o] for o in result.objectives[:2]]],
+                                                         ref, result.directions[:2])  # type: ignore[arg-type]
     return out
 
 
