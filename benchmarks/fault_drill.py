@@ -157,6 +157,7 @@ def main() -> None:
     rng = random.Random(args.seed)
     base = Path(tempfile.mkdtemp(prefix="hpo-bench-drill-"))
     t0 = time.perf_counter()
+    (base / "ref").mkdir()
     ref = run(base / "ref" / "out", base / "ref" / "cache")
     if ref.returncode:
         sys.exit(f"the undisturbed run failed:\n{ref.stderr}")
