@@ -41,14 +41,15 @@ class IndexedGridSampler(GridSampler):
 
 
 class IndexedHyperbandPruner(HyperbandPruner):
-    """Optuna's ``HyperbandPruner``, a trial's bracket drawn from its index instead of its number."""
+    """Optuna's ``HyperbandPruner``, a trial's bracket drawn from its index instead of its number,
+    and from the method's own identity (``PROBLEM/METHOD/seedS``, the first three parts of the
+    study's name) rather than the whole name: the budget and the evaluation seed, also in the name
+    (harness/storage.py), are not the pruner's randomness."""
 
     def _get_bracket_id(self, study: Any, trial: Any) -> int:
-        number = trial.number
-        index = trial_index(study, number)
-        if index == number:
-            return super()._get_bracket_id(study, trial)
-        return super()._get_bracket_id(study, _Renumbered(trial, index))
+        index = trial_index(study, trial.number)
+        return super()._get_bracket_id(_Named(study, "/".join(study.study_name.split("/")[:3])),
+                                       _Renumbered(trial, index))
 
 
 class _Renumbered:
@@ -59,3 +60,13 @@ class _Renumbered:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._trial, name)
+
+
+class _Named:
+    """A study seen under another name (only ``study_name`` is read by the bracket choice)."""
+
+    def __init__(self, study: Any, name: str) -> None:
+        self._study, self.study_name = study, name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
