@@ -5,7 +5,7 @@ per command; args.py: arguments to objects, bad input to one-line errors; progre
     hpo-bench methods                       the registered search methods
     hpo-bench run --problem P --method M --budget B [--seed S]
     hpo-bench compare --problem P --methods a,b,c --budget B --seeds N
-    hpo-bench profile-kernels [--device cpu|cuda] [--quick]   sparse inference vs dense, here
+    hpo-bench profile-kernels [--device cpu|cuda] [--quick|--full]   sparse inference vs dense, here
     hpo-bench report DIR                    report.md, plots and summary.json of a compare's DIR
     hpo-bench suite FILE.toml               the comparisons a suite file names, each with its report
 

@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="where the kernels run")
     size = sp.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="a small grid (seconds), e.g. to check the setup")
-    size.add_argument("--full", action="store_true", help="the big grid: 3 shapes up to 4096x4096, batch up to 256 "
-                      "(hours on 2 cores; the default grid takes minutes)")
+    size.add_argument("--full", action="store_true", help="the big grid: 144 points, 3 shapes up to 4096x4096, batch up "
+                      "to 256 (tens of minutes on 2 cores; the default grid, 30 points, takes minutes)")
     sp.add_argument("--fresh", action="store_true", help="measure every point again instead of continuing "
                     "OUT/profile.json (the old file is kept as profile.previous.json)")
     sp.set_defaults(func=cmd_profile_kernels)
