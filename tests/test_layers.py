@@ -147,3 +147,14 @@ def test_the_checks_see_a_planted_cycle_and_an_upward_import(tmp_path):
     edges = import_graph(modules(tmp_path, {"pkg": "pkg"}))
     assert edges["pkg.low.a"] == {"pkg.high"} and edges["pkg.high"] == {"pkg.low.a"}
     assert cycles(edges) == [["pkg.high", "pkg.low.a"]]
+
+
+def test_every_package_is_installed():
+    """A non-editable install ships exactly the packages pyproject.toml lists: every folder of
+    hpo_bench with an __init__.py must be there (CI installs editable and would not notice)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(("hpo_bench", *p.parent.relative_to(ROOT / "hpo_bench").parts)).rstrip(".")
+             for p in (ROOT / "hpo_bench").rglob("__init__.py")}
+    assert found - listed == set()
