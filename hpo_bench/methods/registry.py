@@ -77,6 +77,12 @@ def _gp(c: MethodContext):
     return SkoptGPSampler(c.space, seed=c.seed, n_initial_points=n_initial(c.budget_trials), memo=c.memo), None
 
 
+def _gp_optuna(c: MethodContext):
+    from .skopt_sampler import OptunaGPSampler
+
+    return OptunaGPSampler(seed=c.seed, n_startup_trials=n_initial(c.budget_trials)), None
+
+
 def _tpe(c: MethodContext):
     from optuna.samplers import TPESampler
 
@@ -111,7 +117,10 @@ METHODS: dict[str, Method] = {
         Method("grid", "any", "the best-covering full grid of at most `budget` points", _grid,
                reseed_per_trial=False, budget_matched=True),
         Method("random", "any", "uniform random search (log-uniform where the space says log)", _random),
-        Method("gp", "single", "Bayesian optimization: scikit-optimize GP (gp_hedge) via ask/tell", _gp),
+        Method("gp", "single", "Bayesian optimization: scikit-optimize's GP as gp_minimize runs it (Hedge over "
+               "EI/LCB/PI, its gains kept across trials)", _gp),
+        Method("gp-optuna", "single", "Bayesian optimization: Optuna's GPSampler (log EI; a point it would "
+               "repeat is replaced by a random one)", _gp_optuna),
         Method("tpe", "single", "Optuna's multivariate TPE", _tpe_plain),
         Method("tpe-median", "single", "TPE + MedianPruner on per-epoch validation accuracy", _tpe_median),
         Method("tpe-hyperband", "single", "TPE + HyperbandPruner (resource = fine-tuning epochs)", _tpe_hyperband),
