@@ -7,7 +7,8 @@
    journal file (the default ledger, ``OUT/studies.log``) and in SQLite: milliseconds per trial.
 2. The GP's suggestion: one ``skopt.Optimizer`` (GP, gp_hedge) told n random points of the digits-mlp
    space and asked for one, with skopt's default acquisition search (10,000 candidates, 5 L-BFGS
-   restarts) and ours (``SkoptGPSampler``: 2,000 and 2): seconds per suggestion, best of 3.
+   restarts: ``SkoptGPSampler``'s default since benchmarks/gp_fidelity.py) and a cheaper 2,000 and 2:
+   seconds per suggestion, best of 3.
 """
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ def gp() -> None:
     dims = get_problem("digits-mlp").space.to_skopt()
     sampler_space = Optimizer(dims, random_state=0).space
     print("\nGP suggestion: seconds (best of 3), digits-mlp space")
-    print("| told points | skopt defaults (10,000 / 5) | ours (2,000 / 2) |\n|---:|---:|---:|")
+    print("| told points | skopt defaults = ours (10,000 / 5) | 2,000 / 2 |\n|---:|---:|---:|")
     for n in (15, 40):
         xs = [sampler_space.rvs(random_state=i)[0] for i in range(n)]
         ys = list(np.random.default_rng(0).random(n))
