@@ -60,6 +60,7 @@ import math
 import secrets
 import threading
 import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -175,6 +176,18 @@ def _single_value(d: BaseDistribution) -> Any:
     if isinstance(d, CategoricalDistribution):
         return d.choices[0]
     return d.low
+
+
+_WARNED: weakref.WeakKeyDictionary[Any, set[tuple[int, str]]] = weakref.WeakKeyDictionary()
+
+
+def _warn_once(study: Study, kind: str, message: str) -> None:
+    """A warning about a study's odd trials, once per study and kind in this process (the sampler
+    is rebuilt for every trial, and the same trials would be reported again at every suggestion)."""
+    said = _WARNED.setdefault(study._storage, set())
+    if (study._study_id, kind) not in said:
+        said.add((study._study_id, kind))
+        warnings.warn(message + " (said once per study)", stacklevel=4)
 
 
 def _clip_infinite(ys: list[float]) -> tuple[list[float], int]:
@@ -313,14 +326,14 @@ class SkoptGPSampler(BaseSampler):
             ys.append(sign * float(t.value))
         ys, infinite = _clip_infinite(ys)
         if skipped:
-            warnings.warn(f"the GP skips {skipped} completed trial(s) that lack a parameter of its search space "
-                          "or hold a categorical value that is not a choice", stacklevel=4)
+            _warn_once(study, "skipped", f"the GP skips {skipped} completed trial(s) that lack a parameter of its "
+                       "search space or hold a categorical value that is not a choice")
         if clipped:
-            warnings.warn(f"the GP clips {clipped} completed trial(s) with a parameter outside its bounds "
-                          "to the bounds", stacklevel=4)
+            _warn_once(study, "clipped", f"the GP clips {clipped} completed trial(s) with a parameter outside its "
+                       "bounds to the bounds")
         if infinite:
-            warnings.warn(f"the GP clips {infinite} infinite objective value(s) to the min/max finite values",
-                          stacklevel=4)
+            _warn_once(study, "infinite", f"the GP clips {infinite} infinite objective value(s) to the min/max "
+                       "finite values")
         return xs, ys
 
     @staticmethod
