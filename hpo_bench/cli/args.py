@@ -31,24 +31,19 @@ def device_of(name: str) -> str:
 def out_dir(path: str | None, default: str | None = None) -> Path:
     """``--out``: created if missing, but its parent must exist (a typo should not build a tree).
     The default (``runs/...``, see ``folder_name``) is created with its parents."""
-    if path is None:
-        assert default is not None
-        out = Path(default)
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"{str(out)!r} is a file, not a directory: give --out DIR")
-        out.mkdir(parents=True, exist_ok=True)
-        return out
-    out = Path(path)
-    if not out.parent.exists():
-        raise UsageError(f"--out {path!r}: parent directory {str(out.parent)!r} does not exist")
+    named = path is not None
+    out = Path(path if named else default)  # type: ignore[arg-type]
+    label = f"--out {path!r}" if named else repr(str(out))
+    if named and not out.parent.exists():
+        raise UsageError(f"{label}: parent directory {str(out.parent)!r} does not exist")
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {path!r} is a file, not a directory")
+        raise UsageError(f"{label} is a file, not a directory")
     try:
-        out.mkdir(exist_ok=True)
+        out.mkdir(parents=not named, exist_ok=True)
     except OSError as e:
-        raise UsageError(f"--out {path!r}: cannot create it ({e.strerror})") from None
+        raise UsageError(f"{label}: cannot create it ({e.strerror})") from None
     if not os.access(out, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {path!r} is not writable")
+        raise UsageError(f"{label} is not writable")
     return out
 
 
@@ -67,12 +62,10 @@ def storage_of(args: argparse.Namespace, out: Path) -> str:
     return default_storage(out)
 
 
-def store_of(args: argparse.Namespace):
-    from ..evaluate import CheckpointStore
-
+def store_of(args: argparse.Namespace) -> Any:
     import math
 
-    from ..evaluate.store import DEFAULT_MAX_BYTES
+    from ..evaluate.store import DEFAULT_MAX_BYTES, CheckpointStore
 
     gb = getattr(args, "cache_max_gb", None)
     if gb is not None and (math.isnan(gb) or gb <= 0):

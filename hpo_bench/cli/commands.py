@@ -144,7 +144,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     if (b := best.best()) is not None:
         notes.append(f"best found: {obj} {fmt(b.values[0])} by {best.method} seed {best.seed}  ({shown(problem.config(b.params))})")  # type: ignore[index]
     lines = comparison_text(summary, timing, device, out / "report.md", notes)
-    payload = compare_json(res) | {"device": device, "timing": timing}
+    payload = compare_json(res, summary) | {"device": device, "timing": timing}
     emit(args, payload, "\n".join(lines), out, "compare.json")
 
 

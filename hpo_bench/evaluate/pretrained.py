@@ -28,16 +28,14 @@ def dense_state(problem: "Problem", store: Any | None = None) -> dict[str, torch
     if problem.pretrained_state is not None:
         return dict(problem.pretrained_state)
     fingerprint = problem.fingerprint()
-    if store is None:
-        if fingerprint not in _IN_MEMORY:
-            _IN_MEMORY[fingerprint] = pretrain_dense(problem)
-        return _IN_MEMORY[fingerprint]
-    key = f"dense:{fingerprint}"
-    state = store.get_blob(key)  # verified on every read, like any checkpoint
-    if state is None:
-        state = _IN_MEMORY.get(fingerprint) or pretrain_dense(problem)
-        store.put_blob(key, state)
-    return state
+    state = store.get_blob(f"dense:{fingerprint}") if store is not None else None  # verified on every read
+    if state is not None:
+        return state
+    if fingerprint not in _IN_MEMORY:  # trained once per process, even where the store cannot keep it
+        _IN_MEMORY[fingerprint] = pretrain_dense(problem)
+    if store is not None:
+        store.put_blob(f"dense:{fingerprint}", _IN_MEMORY[fingerprint])
+    return _IN_MEMORY[fingerprint]
 
 
 def pretrain_dense(problem: "Problem") -> dict[str, torch.Tensor]:

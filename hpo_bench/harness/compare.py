@@ -98,16 +98,19 @@ def compare(
                                             on_trial=cb)
             result.runs = [runs[k] for k in ((m, s) for m in methods for s in seeds) if k in runs]
             result.wall_seconds = time.perf_counter() - t0
-            if out_dir is not None:  # keep what is done on disk as we go
-                write_json_atomic(out_dir / "compare.json", compare_json(result))
+            if out_dir is not None:  # keep what is done on disk as we go (the summary rows at the end)
+                write_json_atomic(out_dir / "compare.json", result.to_dict())
         pending = deferred
+    if out_dir is not None:
+        write_json_atomic(out_dir / "compare.json", compare_json(result))
     return result
 
 
-def compare_json(result: CompareResult) -> dict[str, Any]:
-    """``compare.json``: every run and trial, and per method the summary's row (report/summary.py)
-    with the mean wall and suggestion seconds per seed (kept apart: they are not results)."""
-    rows = summarize(result)["summary"]
+def compare_json(result: CompareResult, summary: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``compare.json``: every run and trial, and per method the summary's row (report/summary.py;
+    ``summary`` if the caller already has it) with the mean wall and suggestion seconds per seed
+    (kept apart: they are not results)."""
+    rows = (summary or summarize(result))["summary"]
     by_method = result.by_method()
     summary = [{"method": m, **row,
                 "seconds": statistics.fmean(r.wall_seconds for r in by_method[m]),

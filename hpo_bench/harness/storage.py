@@ -36,8 +36,8 @@ def open_storage(storage: str | None) -> Any:
     if storage is None:
         return optuna.storages.InMemoryStorage()
     url = storage if "://" in storage else f"sqlite:///{storage}"
-    if url.startswith("sqlite:///"):  # a file here, journal or SQLite
-        path = Path(url[len("sqlite:///"):])
+    path = _file_of(storage)
+    if path is not None:  # a file here, journal or SQLite
         if not path.parent.is_dir():
             raise ValueError(f"storage directory {str(path.parent)!r} does not exist")
         if "://" not in storage and path.suffix in JOURNAL_SUFFIXES:
@@ -78,11 +78,15 @@ def open_ledger(storage: str | Ledger | Any | None) -> Ledger:
     if isinstance(storage, Ledger):
         return storage
     if storage is None or isinstance(storage, str):
-        path = None
-        if storage is not None and ("://" not in storage or storage.startswith("sqlite:///")):
-            path = Path(storage[len("sqlite:///"):] if storage.startswith("sqlite:///") else storage)
-        return Ledger(open_storage(storage), path)
+        return Ledger(open_storage(storage), _file_of(storage))
     return Ledger(storage, None)
+
+
+def _file_of(storage: str | None) -> Path | None:
+    """The file a ledger path or ``sqlite:///`` URL names; None for memory or a database server."""
+    if storage is None or ("://" in storage and not storage.startswith("sqlite:///")):
+        return None
+    return Path(storage.removeprefix("sqlite:///"))
 
 
 def _redacted(url: str) -> str:
