@@ -2,7 +2,9 @@
 milliseconds, so the method contract suite can run every method end to end on real evaluations."""
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 
 import pytest
 import torch
@@ -57,3 +59,26 @@ def tiny_registry(monkeypatch):
 
     monkeypatch.setitem(problems.PROBLEMS, "tiny", tiny_problem)
     monkeypatch.setitem(problems.PROBLEMS, "tiny-mo", lambda: tiny_problem(multi_objective=True))
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server (tests/pg_server.py) for the session. Without the binaries the
+    tests that need it are skipped with the reason, except in CI (``$CI`` set), where they must run."""
+    from pg_server import PostgresServer, available
+
+    reason = available()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI is set: the PostgreSQL tests must run)", pytrace=False)
+        pytest.skip(reason)
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(postgres_server, request):
+    """The URL of a fresh, empty database on the session's server, named after the test."""
+    name = re.sub(r"[^a-z0-9_]+", "_", request.node.name.lower()).strip("_")
+    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:8]
+    return postgres_server.create_database(f"t_{name[:48]}_{digest}")
