@@ -8,8 +8,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXIT_USAGE", "UsageError", "budget_of", "device_of", "evaluator_of", "memo_of", "methods_of",
-           "folder_name", "out_dir", "problem_of", "seeds_of", "storage_of", "store_of"]
+__all__ = ["EXIT_USAGE", "NotDone", "UsageError", "budget_of", "device_of", "evaluator_of", "is_database", "memo_of",
+           "methods_of", "folder_name", "out_dir", "problem_of", "seeds_of", "storage_of", "store_of", "workers_of"]
 
 EXIT_USAGE = 2
 
@@ -18,14 +18,49 @@ class UsageError(Exception):
     """Bad input: reported in one line, exit status 2."""
 
 
+class NotDone(Exception):
+    """Work asked about is not finished (runs still queued or running): one line, exit status 1."""
+
+
 def device_of(name: str) -> str:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (a GPU torch can see)."""
+    import re
+
     import torch
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for, but torch sees no CUDA device")
+    if name == "cpu":
+        return name
+    m = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if m is None:
+        raise UsageError(f"--device {name!r}: give auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise UsageError(f"--device {name} was asked for, but torch sees no CUDA device")
+    if m.group(1) is not None and int(m.group(1)) >= torch.cuda.device_count():
+        raise UsageError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA device(s)")
     return name
+
+
+def check_database(url: str) -> None:
+    from ..harness.storage import open_storage
+
+    try:
+        open_storage(url).engine.dispose()
+    except ValueError as e:
+        raise UsageError(f"--{e}") from None
+
+
+def workers_of(n: int | None, flag: str = "--workers") -> int | None:
+    if n is not None and n < 1:
+        raise UsageError(f"{flag} must be >= 1, got {n}")
+    return n
+
+
+def is_database(storage: str | None) -> bool:
+    from ..harness.queue import is_database as db
+
+    return db(storage)
 
 
 def out_dir(path: str | None, default: str | None = None) -> Path:
@@ -53,6 +88,11 @@ def folder_name(problem_name: str) -> str:
 
 
 def storage_of(args: argparse.Namespace, out: Path) -> str:
+    """``--storage``, checked (a database URL is connected to once, so a typo or a server that is
+    down is one line now, not a failure after the first trial); default ``OUT/studies.log``."""
+    if args.storage and is_database(args.storage):
+        check_database(args.storage)
+        return args.storage
     if args.storage:
         if "://" not in args.storage and not Path(args.storage).parent.is_dir():
             raise UsageError(f"--storage {args.storage!r}: directory {str(Path(args.storage).parent)!r} does not exist")
@@ -74,8 +114,14 @@ def store_of(args: argparse.Namespace) -> Any:
     cache = getattr(args, "cache", None)
     if cache is not None and Path(cache).exists() and not Path(cache).is_dir():
         raise UsageError(f"--cache {cache!r} is a file, not a directory")
+    storage = getattr(args, "storage", None)
+    if is_database(storage):
+        check_database(storage)
+    # with a database for the studies, the cache's index lives there too (shared by every worker;
+    # --cache is then the blob directory they all mount)
+    index = {"index": storage} if is_database(storage) else {}
     try:
-        return CheckpointStore(cache, max_bytes=max_bytes)
+        return CheckpointStore(cache, max_bytes=max_bytes, **index)
     except (OSError, sqlite3.Error) as e:
         raise UsageError(f"cannot use the cache at {cache or 'the default cache directory'}: {e}") from None
 

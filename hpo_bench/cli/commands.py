@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from .._text import config_text, fmt, table
-from .args import (UsageError, budget_of, device_of, evaluator_of, folder_name, memo_of, methods_of, out_dir,
-                   problem_of, seeds_of, storage_of, store_of)
+from .args import (NotDone, UsageError, budget_of, check_database, device_of, evaluator_of, folder_name, is_database, memo_of, methods_of,
+                   out_dir, problem_of, seeds_of, storage_of, store_of, workers_of)
 from .progress import Progress
 
 __all__ = ["cmd_cache", "cmd_compare", "cmd_methods", "cmd_problems", "cmd_profile_kernels", "cmd_report",
-           "cmd_run", "cmd_suite"]
+           "cmd_run", "cmd_suite", "cmd_worker"]
 
 
 def emit(args: argparse.Namespace, payload: dict[str, Any], text: str, out: Path | None, name: str) -> None:
@@ -79,6 +79,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     problem = problem_of(args.problem)
     (method,) = methods_of(args.method, problem)
     budget = budget_of(args)
+    n_workers = workers_of(args.workers)
     out = out_dir(args.out, f"runs/{folder_name(problem.name)}/run")
     device = device_of(args.device)
     memo = memo_of(args)
@@ -87,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     try:
         res = search(problem, method, budget, args.seed, storage_of(args, out), evaluator=evaluator, memo=memo,
-                     on_trial=lambda rec: progress(method, args.seed, rec))
+                     n_workers=n_workers, on_trial=lambda rec: progress(method, args.seed, rec))
     finally:
         progress.close()
     base_cfg = problem.baseline_config()
@@ -97,7 +98,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     lines = [f"{method} on {problem.name}, seed {args.seed}, budget {budget}: "
              f"{len(res.trials)} trials, {res.nominal_epochs} fine-tuning epochs "
              f"({res.actual_epochs} trained here{_saving(res.nominal_epochs, res.actual_epochs)}), "
-             f"{res.wall_seconds:.1f} s on {device}"]
+             f"{res.wall_seconds:.1f} s on {device}" + (f", {n_workers} trials at once" if n_workers > 1 else "")]
     states = {s: sum(t.state == s for t in res.trials) for s in ("COMPLETE", "PRUNED", "FAIL")}
     lines.append(f"  complete {states['COMPLETE']}, pruned {states['PRUNED']}, failed {states['FAIL']}")
     obj = problem.objectives
@@ -124,14 +125,24 @@ def cmd_compare(args: argparse.Namespace) -> None:
     methods = methods_of(args.methods, problem)
     budget = budget_of(args)
     seeds = seeds_of(args.seeds)
+    workers = workers_of(args.workers)
     out = out_dir(args.out, f"runs/{folder_name(problem.name)}")
+    name = args.name or out.resolve().name
+    storage = storage_of(args, out)
+    if args.submit:
+        from ..harness.compare import submit
+
+        queue = submit(args.problem, methods, budget, seeds, storage, name=name, eval_seed=args.eval_seed)
+        _submitted(args, queue, [name], storage)
+        return
     device = device_of(args.device)
     memo = memo_of(args)
     progress = Progress(len(methods) * len(seeds) * budget.max_trials, "compare")
     t0 = time.perf_counter()
     try:
-        res = compare(problem, methods, budget, seeds, storage_of(args, out), out=out, device=device,
-                      evaluator=evaluator_of(args, problem, device, memo), memo=memo, on_trial=progress)
+        res = compare(args.problem, methods, budget, seeds, storage, out=out, device=device,
+                      evaluator=evaluator_of(args, problem, device, memo), memo=memo, on_trial=progress,
+                      workers=workers, name=name)
     finally:
         progress.close()
     summary = write_report(out, res)
@@ -148,10 +159,96 @@ def cmd_compare(args: argparse.Namespace) -> None:
     emit(args, payload, "\n".join(lines), out, "compare.json")
 
 
+def _submitted(args: argparse.Namespace, queue: Any, names: list[str], storage: str) -> None:
+    """What ``--submit`` prints: what is queued, and the two commands that finish the job."""
+    counts = queue.counts(names)
+    where = storage if is_database(storage) else str(Path(queue.url.removeprefix("sqlite:///")).parent)
+    shown_where = where.split("@")[-1] if is_database(storage) else where
+    lines = [f"queued {sum(counts.values())} runs of {', '.join(names)} in {shown_where} "
+             f"({counts['done']} already done)",
+             f"run them: hpo-bench worker --storage {where}   (on every machine; each takes runs until none is left)",
+             f"then:     hpo-bench report --storage {where} {names[0].partition('/')[0] if '/' in names[0] else names[0]}"]
+    payload = {"queue": shown_where, "submitted": names, "runs": counts}
+    print(json.dumps(payload, indent=1) if args.json else "\n".join(lines))
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    from ..harness.queue import RunQueue
+    from ..harness.worker import CacheSpec, work
+
+    if is_database(args.storage):
+        check_database(args.storage)
+    queue = RunQueue(args.storage)
+    device = device_of(args.device)
+    memo = memo_of(args)
+    if args.poll <= 0:
+        raise UsageError(f"--poll must be > 0 seconds, got {args.poll}")
+    t0 = time.perf_counter()
+    log = (lambda line: print(line, file=sys.stderr, flush=True))
+    done = work(queue, groups=args.name, cache=CacheSpec.of(memo), device=device, forever=args.forever,
+                poll=args.poll, log=log)
+    counts = queue.counts(args.name)
+    payload = {"runs_done": done, "seconds": time.perf_counter() - t0, "queue": counts}
+    text = (f"worker: {done} runs done here in {payload['seconds']:.0f} s; queue: {counts['done']} done, "
+            f"{counts['failed']} failed, {counts['queued'] + counts['running']} open")
+    print(json.dumps(payload, indent=1) if args.json else text)
+
+
+def _report_from_storage(args: argparse.Namespace) -> None:
+    """``report --storage``: read submitted comparisons back from the storage, write their reports
+    (and a suite's) under --out, as `compare` and `suite` would have."""
+    from ..harness.compare import RunsPending, collect, compare_json
+    from ..harness.queue import RunQueue
+    from ..harness.report import describe, headline, write_report
+    from ..harness.suite import write_suite_report
+    from ..harness.timing import timing_of
+    from .._io import write_json_atomic
+
+    if is_database(args.storage):
+        check_database(args.storage)
+    queue = RunQueue(args.storage)
+    groups = [g.name for g in queue.groups()]
+    suites = sorted({g.partition("/")[0] for g in groups if "/" in g})
+    singles = [g for g in groups if "/" not in g]
+    name = args.dir
+    if name is None:
+        if len(suites) + len(singles) != 1:
+            raise UsageError(f"--storage holds {', '.join(suites + singles) or 'no comparison'}: name the one to report")
+        name = (suites + singles)[0]
+    members = [g for g in groups if g.startswith(f"{name}/")] if name in suites else [name]
+    if name not in suites and name not in groups:
+        raise UsageError(f"no comparison or suite {name!r} in the queue; it holds: {', '.join(suites + singles) or 'nothing'}")
+    out = out_dir(args.out, f"runs/{folder_name(name)}")
+    comparisons, blocks = [], []
+    for g in members:
+        try:
+            res = collect(queue, g)
+        except RunsPending as e:
+            raise NotDone(str(e)) from None
+        d = out / g.partition("/")[2] if name in suites else out
+        d.mkdir(exist_ok=True)
+        write_json_atomic(d / "compare.json", compare_json(res))
+        summary = write_report(d, res)
+        comparisons.append({"name": g.partition("/")[2] or g, "problem": res.problem, "dir": str(d), "summary": summary,
+                            "timing": timing_of(res, sum(r.evaluated_seconds for r in res.runs) + res.baseline_seconds)})
+        blocks.append(f"{describe(summary)}\n\n{headline(summary)}\n\nreport: {d / 'report.md'}")
+    if name in suites:
+        payload = {"suite": name, "description": "", "file": "", "comparisons": comparisons}
+        write_suite_report(out, payload)
+        emit(args, payload, "\n\n".join([*blocks, f"suite report: {out / 'report.md'}"]), None, "suite.json")
+    else:
+        emit(args, comparisons[0]["summary"], blocks[0], None, "summary.json")
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from ..harness.report import describe, headline, write_report
     from ..harness.suite import report_suite
 
+    if args.storage:
+        _report_from_storage(args)
+        return
+    if args.dir is None:
+        raise UsageError("report needs a directory (or --storage URL)")
     out = Path(args.dir)
     if not out.is_dir():
         raise UsageError(f"{args.dir!r} is not a directory")
@@ -169,7 +266,19 @@ def cmd_suite(args: argparse.Namespace) -> None:
     from ..harness.suite import load_suite, run_suite
 
     suite = load_suite(args.file)
+    workers = workers_of(args.workers)
     out = out_dir(args.out, f"runs/suite-{suite.name}")
+    if args.storage and not is_database(args.storage):
+        raise UsageError(f"--storage {args.storage!r}: a suite takes a database URL (postgresql://...); its "
+                         "comparisons' ledger files are OUT/NAME/studies.log")
+    if args.submit:
+        from ..harness.suite import run_suite
+
+        sub = run_suite(suite, out, storage=args.storage, submit=True, eval_seed=args.eval_seed)
+        from ..harness.queue import RunQueue
+
+        _submitted(args, RunQueue(sub["queue"]), sub["submitted"], args.storage or str(out))
+        return
     device = device_of(args.device)
     memo = memo_of(args)
     total = sum(len(c.methods) * len(c.seeds) * c.budget.max_trials for c in suite.comparisons)
@@ -183,7 +292,8 @@ def cmd_suite(args: argparse.Namespace) -> None:
 
     try:
         payload = run_suite(suite, out, evaluator=lambda p: evaluator_of(args, p, device, memo), device=device,
-                            memo=memo, on_trial=progress, on_comparison=done)
+                            memo=memo, on_trial=progress, on_comparison=done, storage=args.storage, workers=workers,
+                            eval_seed=args.eval_seed)
     finally:
         progress.close()
     if args.json:

@@ -4,11 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .args import EXIT_USAGE, UsageError
+from .args import EXIT_USAGE, NotDone, UsageError
 
 EXIT_MACHINE = 1  # a fault of the machine (disk, network): rerunning continues
 from .commands import (cmd_cache, cmd_compare, cmd_methods, cmd_problems, cmd_profile_kernels, cmd_report, cmd_run,
-                       cmd_suite)
+                       cmd_suite, cmd_worker)
 
 __all__ = ["build_parser", "main"]
 
@@ -28,6 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--no-cache", action="store_true", help="evaluate everything afresh, store nothing")
         sp.add_argument("--cache-max-gb", type=float, default=None,
                         help="evict least recently used checkpoints beyond this many GiB (default 10; inf: no cap)")
+
+    def scale_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--workers", type=int, default=None, help="run the runs in N worker processes on this machine "
+                        "(one per core, or per GPU with --device cuda); the result is the one a single process gets")
+        sp.add_argument("--submit", action="store_true", help="only queue the runs (with --storage URL: in that "
+                        "database) for `hpo-bench worker` processes anywhere; `hpo-bench report --storage` reads them")
 
     def search_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--problem", required=True, help="a registered problem (see `hpo-bench problems`)")
@@ -50,12 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     search_opts(sp)
     sp.add_argument("--method", default="tpe")
     sp.add_argument("--seed", type=int, default=0, help="the search method's seed")
+    sp.add_argument("--workers", type=int, default=1, help="trials evaluated at once in this one search (threads; "
+                    "never more than the budget in all). It changes how a method behaves: recorded with the results")
     sp.set_defaults(func=cmd_run)
     sp = sub.add_parser("compare", help="methods x seeds at an equal budget")
     common(sp)
     search_opts(sp)
     sp.add_argument("--methods", default="grid,random,gp,tpe", help="comma-separated method names")
     sp.add_argument("--seeds", default="5", help="a count (5), a list (0,3,7) or a range (0-4)")
+    sp.add_argument("--name", help="the comparison's name in the run queue (default: the --out folder's name)")
+    scale_opts(sp)
     sp.set_defaults(func=cmd_compare)
     sp = sub.add_parser("profile-kernels", help="time sparse inference against dense and torch.sparse")
     common(sp)
@@ -67,15 +77,33 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--fresh", action="store_true", help="measure every point again instead of continuing "
                     "OUT/profile.json (the old file is kept as profile.previous.json)")
     sp.set_defaults(func=cmd_profile_kernels)
-    sp = sub.add_parser("report", help="report.md, plots and summary.json of a compare's or a suite's --out DIR")
-    sp.add_argument("dir", help="a directory holding compare.json (a comparison) or suite.json (a suite)")
+    sp = sub.add_parser("report", help="report.md, plots and summary.json of a compare's or a suite's --out DIR, "
+                        "or of a comparison or suite submitted to --storage URL")
+    sp.add_argument("dir", nargs="?", help="a directory holding compare.json (a comparison) or suite.json (a suite); "
+                    "with --storage: the name of a submitted comparison or suite (default: the only one there)")
+    sp.add_argument("--storage", help="read a submitted comparison or suite from this database URL (or local queue) "
+                    "and write its report to --out (default runs/NAME)")
+    sp.add_argument("--out", help="with --storage: where to write the report")
     sp.add_argument("--json", action="store_true", help="print the summary as JSON")
-    sp.set_defaults(func=cmd_report, out=None)
+    sp.set_defaults(func=cmd_report)
+    sp = sub.add_parser("worker", help="take queued runs from --storage and run them until none is left")
+    sp.add_argument("--storage", required=True, help="the database URL runs were submitted to (postgresql://...), "
+                    "or a local --out directory (its queue.sqlite3)")
+    sp.add_argument("--device", default="auto", help="where evaluation runs: auto, cpu, cuda or cuda:N")
+    sp.add_argument("--forever", action="store_true", help="keep polling for new runs instead of stopping")
+    sp.add_argument("--poll", type=float, default=2.0, help="seconds between looks at the queue while waiting")
+    sp.add_argument("--name", action="append", help="only this comparison (repeatable; default: every one)")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
+    cache_opts(sp)
+    sp.set_defaults(func=cmd_worker, out=None)
     sp = sub.add_parser("suite", help="run the comparisons a suite file (TOML) names")
     common(sp)
     sp.add_argument("file", help="a suite file, e.g. benchmarks/suites/default.toml")
     sp.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where evaluation runs")
     sp.add_argument("--eval-seed", type=int, default=0, help="seed of fine-tuning (data order)")
+    sp.add_argument("--storage", help="a database URL (postgresql://...) for every comparison's studies "
+                    "(default OUT/NAME/studies.log)")
+    scale_opts(sp)
     cache_opts(sp)
     sp.set_defaults(func=cmd_suite)
     sp = sub.add_parser("cache", help="inspect or clean the checkpoint cache")
@@ -98,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ValueError) as e:
         print(f"hpo-bench: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except NotDone as e:
+        print(f"hpo-bench: {e}", file=sys.stderr)
+        return EXIT_MACHINE
     except KeyboardInterrupt:
         print("hpo-bench: interrupted; rerun the same command to continue", file=sys.stderr)
         return 130

@@ -12,6 +12,9 @@
   either waits or, with ``wait=False``, is told to do something else first.
 
 All three work where ``fcntl.flock`` works: local file systems (and NFS with a lock manager).
+``advisory_claim`` is ``study_claim`` for a ledger in PostgreSQL: a session advisory lock, which
+the server releases when the claiming connection ends (the process died: at once; its machine was
+lost: when TCP keepalive gives up, ``storage.KEEPALIVE``).
 """
 from __future__ import annotations
 
@@ -22,8 +25,9 @@ import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["FlockJournalLock", "repair_torn_tail", "study_claim"]
+__all__ = ["FlockJournalLock", "advisory_claim", "repair_torn_tail", "study_claim"]
 
 
 class FlockJournalLock:
@@ -89,7 +93,7 @@ def repair_torn_tail(journal: str | Path) -> int:
     return size - keep
 
 
-_HELD: set[Path] = set()  # claims this process holds (a claim is re-entrant within its process)
+_HELD: set[Any] = set()  # claims this process holds (a claim is re-entrant within its process)
 
 
 @contextlib.contextmanager
@@ -122,3 +126,38 @@ def study_claim(ledger: str | Path | None, study: str, wait: bool = True) -> Ite
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _lock_id(study: str) -> int:
+    """A study name as PostgreSQL's 64-bit advisory lock key (namespaced: no other application's
+    lock on the same database collides but by a 2**-64 chance)."""
+    return int.from_bytes(hashlib.sha256(f"hpo_bench.study:{study}".encode()).digest()[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def advisory_claim(engine: Any, study: str, wait: bool = True) -> Iterator[bool]:
+    """``study_claim`` on a PostgreSQL server (``engine``: a SQLAlchemy engine): a session
+    advisory lock on a connection held while the block runs."""
+    from sqlalchemy import text
+
+    held = (str(engine.url), study)
+    if held in _HELD:
+        yield True
+        return
+    key = _lock_id(study)
+    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        if wait:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        elif not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+            yield False
+            return
+        _HELD.add(held)
+        try:
+            yield True
+        finally:
+            _HELD.discard(held)
+            with contextlib.suppress(Exception):  # a lost connection has released it already
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+    finally:
+        conn.close()

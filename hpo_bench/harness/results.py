@@ -44,6 +44,7 @@ class RunResult:
     wall_seconds: float = 0.0     # this call's wall time (a resumed call: its part only)
     suggest_seconds: float = 0.0  # of which the method choosing trials (methods/timing.py)
     evaluated_seconds: float = 0.0  # of which evaluating the trials this call ran
+    n_workers: int = 1            # trials evaluated at once in this study (search's n_workers)
 
     # ------------------------------------------------------------------ views
     def complete(self) -> list[TrialRecord]:
@@ -113,6 +114,7 @@ class CompareResult:
     baseline: dict[str, Any] | None = None  # the problem's untuned default config and its values
     wall_seconds: float = 0.0               # this call's wall time (a resumed call: its part only)
     baseline_seconds: float = 0.0           # of which evaluating the baseline
+    workers: int = 1                        # processes that ran the runs (compare's workers)
 
     def by_method(self) -> dict[str, list[RunResult]]:
         out: dict[str, list[RunResult]] = {}
@@ -130,6 +132,7 @@ class CompareResult:
             "baseline": self.baseline,
             "wall_seconds": self.wall_seconds,
             "baseline_seconds": self.baseline_seconds,
+            "workers": self.workers,
             "runs": [r.to_dict() for r in self.runs],
         }
 
@@ -139,7 +142,7 @@ class CompareResult:
             problem=d["problem"], objectives=d["objectives"], directions=d["directions"],
             budget=d["budget"], seeds=d["seeds"], runs=[RunResult.from_dict(r) for r in d["runs"]],
             baseline=d.get("baseline"), wall_seconds=d.get("wall_seconds", 0.0),
-            baseline_seconds=d.get("baseline_seconds", 0.0),
+            baseline_seconds=d.get("baseline_seconds", 0.0), workers=d.get("workers", 1),
         )
 
 

@@ -24,7 +24,7 @@ from .budget import Budget
 from .results import RunResult, TrialRecord
 from .storage import open_ledger, study_name
 
-__all__ = ["max_epochs", "search"]
+__all__ = ["load_run", "max_epochs", "search"]
 
 
 def _suggest(trial: Any, name: str, p: Any) -> Any:
@@ -81,6 +81,7 @@ def search(
     memo: Any | None = None,
     device: str = "cpu",
     eval_seed: int = 0,
+    n_workers: int = 1,
     on_trial: Callable[[TrialRecord], None] | None = None,
 ) -> RunResult:
     """Run ``method`` on ``problem`` until ``budget`` is spent; returns every trial and the best.
@@ -92,6 +93,11 @@ def search(
     URL (``storage.open_ledger``), an open ``Ledger`` or an Optuna storage object; a study already
     there is continued. While it runs, the search holds the study's claim: another process asking
     for the same study waits for it.
+
+    ``n_workers``: trials evaluated at once, each in its own thread (Optuna's ``n_jobs``), never
+    more than the budget in all. It changes how a method behaves (TPE runs with a constant liar, the
+    GP with pending points), so it is part of the study's name and recorded on the result; 1 is
+    the single-process behaviour every comparison uses.
     """
     import optuna
 
@@ -99,19 +105,19 @@ def search(
         problem = load_problem(problem)
     budget = Budget.of(budget)
     m = check_method(method, problem)
+    n_workers = check_workers(n_workers)
     evaluator = evaluator or make_evaluator(problem, device, eval_seed)
     ctx = MethodContext(problem.space, int(seed),
                         budget.trials_for(problem.space, problem.fixed, budget_matched=m.budget_matched),
-                        max_epochs(problem), memo=memo)
-    # a budget-matched method stops when its points are done: a rerun must not start a duplicate point
-    limit = len(problem.space.grid(ctx.budget_trials)) if m.budget_matched else budget.max_trials
+                        max_epochs(problem), memo=memo, n_workers=n_workers)
+    limit = _limit(problem, m, budget)
     sampler, pruner = m.build(ctx)
     if m.reseed_per_trial:
         sampler = ReseedingSampler(lambda s: m.build(replace(ctx, seed=s))[0], int(seed))
     sampler = TimedSampler(sampler)
     pruner = pruner or optuna.pruners.NopPruner()  # create_study's default would be MedianPruner
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    name = study_name(problem.name, method, seed, budget.tag, evaluator.seed)
+    name = study_name(problem.name, method, seed, budget.tag, evaluator.seed, n_workers)
     ledger = open_ledger(storage)
     with ledger.claim(name):  # one process at a time runs a study (locks.study_claim)
         study = optuna.create_study(
@@ -148,18 +154,61 @@ def search(
         earlier = {t.number for t in study.get_trials(deepcopy=False) if counted(t)}
         trials_done, epochs_done = spent()
         if not budget.spent(trials_done, epochs_done) and trials_done < limit:
-            study.optimize(
-                objective, n_trials=limit - trials_done, catch=(EvaluationFailed,), callbacks=[after]
-            )
-        wall = time.perf_counter() - start
-        records = [_record(t) for t in study.get_trials(deepcopy=False) if counted(t)]
-        return RunResult(
-            problem=problem.name, method=method, seed=int(seed),
-            budget={"trials": budget.trials, "epochs": budget.epochs},
-            objectives=list(problem.objectives), directions=problem.directions,
-            study_name=name, trials=records, wall_seconds=wall, suggest_seconds=sampler.seconds,
-            evaluated_seconds=sum(t.seconds for t in records if t.number not in earlier),
-        )
+            study.optimize(objective, n_trials=limit - trials_done, n_jobs=n_workers, catch=(EvaluationFailed,),
+                           callbacks=[after])
+        return _result(study, problem, method, seed, budget, n_workers, wall=time.perf_counter() - start,
+                       suggest_seconds=sampler.seconds, earlier=earlier)
+
+
+def check_workers(n_workers: Any, what: str = "n_workers") -> int:
+    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+        raise ValueError(f"{what} must be an integer >= 1, got {n_workers!r}")
+    return n_workers
+
+
+def _limit(problem: Problem, m: Any, budget: Budget) -> int:
+    """The most trials a search may run: a budget-matched method stops when its points are done
+    (a rerun must not start a duplicate point); any other at the budget's trial cap."""
+    if m.budget_matched:
+        return len(problem.space.grid(budget.trials_for(problem.space, problem.fixed, budget_matched=True)))
+    return budget.max_trials
+
+
+def _result(study: Any, problem: Problem, method: str, seed: int, budget: Budget, n_workers: int, *,
+            wall: float = 0.0, suggest_seconds: float = 0.0, earlier: set[int] | None = None) -> RunResult:
+    records = [_record(t) for t in study.get_trials(deepcopy=False) if counted(t)]
+    return RunResult(
+        problem=problem.name, method=method, seed=int(seed),
+        budget={"trials": budget.trials, "epochs": budget.epochs},
+        objectives=list(problem.objectives), directions=problem.directions,
+        study_name=study.study_name, trials=records, wall_seconds=wall, suggest_seconds=suggest_seconds,
+        evaluated_seconds=sum(t.seconds for t in records if earlier is not None and t.number not in earlier),
+        n_workers=n_workers,
+    )
+
+
+def load_run(problem: Problem, method: str, budget: Budget | int | None, seed: int, storage: Any, *,
+             eval_seed: int = 0, n_workers: int = 1) -> RunResult | None:
+    """The result of a finished search, read from the ledger without running anything (what a
+    report of work done elsewhere reads); None when the study is absent or its budget not spent."""
+    import optuna
+
+    budget = Budget.of(budget)
+    m = check_method(method, problem)
+    ledger = open_ledger(storage)
+    name = study_name(problem.name, method, seed, budget.tag, eval_seed, n_workers)
+    try:
+        study = optuna.load_study(study_name=name, storage=ledger.storage)
+    except KeyError:
+        return None
+    fp = study.user_attrs.get("problem_fingerprint")
+    if fp is not None and fp != problem.fingerprint():
+        raise ValueError(f"study {name!r} in this storage belongs to a different version of problem {problem.name!r}")
+    spent = [t for t in study.get_trials(deepcopy=False) if counted(t) and t.state.is_finished()]
+    if not (budget.spent(len(spent), sum(int(t.user_attrs.get("nominal_epochs", 0)) for t in spent))
+            or len(spent) >= _limit(problem, m, budget)):
+        return None
+    return _result(study, problem, method, seed, budget, n_workers, earlier=set())  # its evaluation: all trials
 
 
 def _objective(problem: Problem, evaluator: EvaluatorLike, credited: Callable[[int], bool]) -> Callable[[Any], Any]:

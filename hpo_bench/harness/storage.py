@@ -2,7 +2,8 @@
 
 A path ending in .log/.jsonl/.journal is an Optuna journal file (the default under an output
 directory, ``default_storage``); any other path, or ``sqlite:///path``, a SQLite file; any other
-URL (``postgresql://...``, for several machines) goes to Optuna's RDB storage as is.
+URL (``postgresql://...``, for several machines) goes to Optuna's RDB storage, with TCP keepalives
+on both ends so that the server notices a lost worker within half a minute (``pg_engine_kwargs``).
 """
 from __future__ import annotations
 
@@ -11,9 +12,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .locks import study_claim
+from .locks import advisory_claim, study_claim
 
-__all__ = ["JOURNAL_SUFFIXES", "Ledger", "default_storage", "open_ledger", "open_storage", "study_name"]
+__all__ = ["JOURNAL_SUFFIXES", "Ledger", "default_storage", "open_ledger", "open_storage", "pg_engine_kwargs",
+           "study_name"]
+
+#: TCP keepalive of every PostgreSQL connection, set on the client (libpq) and asked of the server:
+#: idle 10 s, then a probe every 5 s, 3 unanswered probes -> the connection is dead. A worker's
+#: claims are session locks of its connection (locks.advisory_claim), so the server releases them
+#: at once when the worker's process dies (its socket closes) and within ~25 s when its machine
+#: or network is lost; then another worker takes the run.
+KEEPALIVE = {"idle": 10, "interval": 5, "count": 3}
+
+
+def sqlalchemy_url(url: str) -> str:
+    """A database URL as SQLAlchemy should open it: plain ``postgresql://`` through psycopg2 (the
+    driver the ``postgres`` extra installs; SQLAlchemy 2.1 would otherwise ask for psycopg 3)."""
+    return "postgresql+psycopg2://" + url[len("postgresql://"):] if url.startswith("postgresql://") else url
+
+
+def pg_engine_kwargs() -> dict[str, Any]:
+    """SQLAlchemy ``create_engine`` arguments for a PostgreSQL connection (keepalives both ways,
+    a dead pooled connection replaced before use)."""
+    k = KEEPALIVE
+    server = " ".join(f"-c tcp_keepalives_{n}={v}" for n, v in k.items())
+    return {"pool_pre_ping": True,
+            "connect_args": {"keepalives": 1, "keepalives_idle": k["idle"], "keepalives_interval": k["interval"],
+                             "keepalives_count": k["count"], "connect_timeout": 10, "options": server}}
 
 JOURNAL_SUFFIXES = (".log", ".jsonl", ".journal")
 
@@ -48,13 +73,22 @@ def open_storage(storage: str | None) -> Any:
             repair_torn_tail(path)
             return optuna.storages.JournalStorage(JournalFileBackend(storage, lock_obj=FlockJournalLock(path)))
     if not url.startswith("sqlite"):
-        try:
-            return optuna.storages.RDBStorage(url)
-        except ImportError as e:  # e.g. postgresql:// without a driver
-            raise ValueError(f"storage {_redacted(url)}: {e} (for PostgreSQL: pip install psycopg2-binary)") from None
-        except Exception as e:  # noqa: BLE001 - unreachable server, bad credentials: one line
-            raise ValueError(f"storage {_redacted(url)}: cannot connect ({type(e).__name__}: "
-                             f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        kwargs = pg_engine_kwargs() if url.startswith("postgresql") else {}
+        for attempt in range(3):  # workers starting at once on a new database race to create its tables
+            try:
+                return optuna.storages.RDBStorage(sqlalchemy_url(url), engine_kwargs=kwargs)
+            except ImportError as e:  # e.g. postgresql:// without a driver
+                raise ValueError(f"storage {_redacted(url)}: {e} (for PostgreSQL: pip install psycopg2-binary)") from None
+            except Exception as e:  # noqa: BLE001 - unreachable server, bad credentials, a bad URL: one line
+                from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+                if isinstance(e, (IntegrityError, ProgrammingError)) and attempt < 2:
+                    import time
+
+                    time.sleep(0.5 * (attempt + 1))
+                    continue
+                raise ValueError(f"storage {_redacted(url)}: cannot connect ({type(e).__name__}: "
+                                 f"{str(e).splitlines()[0] if str(e) else ''})") from None
     storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
     _fast_sqlite(storage.engine)
     return storage
@@ -62,13 +96,17 @@ def open_storage(storage: str | None) -> Any:
 
 @dataclass
 class Ledger:
-    """An open trial ledger: the Optuna storage, and the file it lives in (None for memory or a
-    database server), where a process claims a study before running it (locks.study_claim)."""
+    """An open trial ledger: the Optuna storage, and where a process claims a study before running
+    it: the file it lives in (``locks.study_claim``), or the PostgreSQL server that holds it
+    (``locks.advisory_claim``); neither for memory (nothing to share)."""
 
     storage: Any
     path: Path | None = None
 
     def claim(self, study: str, wait: bool = True) -> contextlib.AbstractContextManager[bool]:
+        engine = getattr(self.storage, "engine", None)
+        if self.path is None and engine is not None and engine.dialect.name == "postgresql":
+            return advisory_claim(engine, study, wait)
         return study_claim(self.path, study, wait)
 
 
@@ -112,9 +150,10 @@ def _fast_sqlite(engine: Any) -> None:
     engine.dispose()  # connections opened before the listener reconnect with it
 
 
-def study_name(problem: str, method: str, seed: int, budget: str, eval_seed: int) -> str:
+def study_name(problem: str, method: str, seed: int, budget: str, eval_seed: int, n_workers: int = 1) -> str:
     """The study of one search: everything that defines it that the problem's fingerprint does not
-    (invariant 7). The same command rerun continues it; another budget or evaluation seed is
-    another study in the same storage, never a continuation of this one. ``budget``:
-    ``Budget.tag``."""
-    return f"{problem}/{method}/seed{seed}/{budget}/eval{eval_seed}"
+    (invariant 7). The same command rerun continues it; another budget, evaluation seed or number
+    of trials run at once is another study in the same storage, never a continuation of this one.
+    ``budget``: ``Budget.tag``."""
+    name = f"{problem}/{method}/seed{seed}/{budget}/eval{eval_seed}"
+    return name if n_workers == 1 else f"{name}/workers{n_workers}"

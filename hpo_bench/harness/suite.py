@@ -13,10 +13,16 @@ budget = { epochs = 30 }         # trials and/or epochs, per method and seed
 seeds = 8                        # optional: overrides the suite's
 name = "digits"                  # optional: the comparison's folder (default: the problem)
 problem_args = { width = 2048 }  # optional: keyword arguments of the problem's factory
+study_workers = 1                # optional: trials run at once inside each study (default 1: every
+                                 # method as it behaves alone; more changes how methods behave)
 ```
 
 Each comparison runs into ``OUT/NAME/`` (studies.log, compare.json, its report), so rerunning the
 suite continues where it stopped; ``OUT/report.md`` and ``OUT/suite.json`` gather the headlines.
+With ``storage`` (a PostgreSQL URL) every comparison's studies live in that database instead; with
+``workers`` the runs of every comparison are queued (queue.py: in the database, or in
+``OUT/queue.sqlite3``) and that many worker processes run them before the reports are written;
+``submit`` only queues them, as comparisons ``SUITE/NAME``, for workers elsewhere.
 """
 from __future__ import annotations
 
@@ -30,16 +36,19 @@ from typing import Any
 
 from .._io import write_json_atomic, write_text_atomic
 from ..methods import METHODS, check_method
-from ..problems import PROBLEMS
+from ..problems import PROBLEMS, get_problem
 from .budget import Budget
 from .compare import compare
+from .compare import submit as submit_runs
+from .queue import RunQueue
+from .storage import default_storage
 from .report import describe, headline, pairwise_table, write_report
 from .timing import timing_line, timing_of
 
-__all__ = ["Comparison", "Suite", "load_suite", "report_suite", "run_suite"]
+__all__ = ["Comparison", "Suite", "load_suite", "report_suite", "run_suite", "write_suite_report"]
 
 _SUITE_KEYS = {"name", "description", "seeds", "threads", "comparison"}
-_CMP_KEYS = {"problem", "methods", "budget", "seeds", "name", "problem_args"}
+_CMP_KEYS = {"problem", "methods", "budget", "seeds", "name", "problem_args", "study_workers"}
 
 
 @dataclass(frozen=True)
@@ -50,9 +59,10 @@ class Comparison:
     budget: Budget
     seeds: list[int]
     problem_args: dict[str, Any] = field(default_factory=dict)
+    study_workers: int = 1
 
     def make_problem(self) -> Any:
-        return PROBLEMS[self.problem](**self.problem_args)
+        return get_problem(self.problem, **self.problem_args)
 
 
 @dataclass(frozen=True)
@@ -157,7 +167,10 @@ def load_suite(path: str | Path) -> Suite:
         if name in names or not name or "/" in name:
             raise ValueError(f"{w}: name {name!r} is empty, has a '/' or repeats another comparison's")
         names.add(name)
-        out.append(Comparison(name, problem, list(methods), _budget(c["budget"], w), seeds, dict(args)))
+        sw = c.get("study_workers", 1)
+        if isinstance(sw, bool) or not isinstance(sw, int) or sw < 1:
+            raise ValueError(f"{w}: study_workers must be an integer >= 1, got {sw!r}")
+        out.append(Comparison(name, problem, list(methods), _budget(c["budget"], w), seeds, dict(args), sw))
     return Suite(str(data.get("name", path.stem)), str(data.get("description", "")), out, str(path), threads)
 
 
@@ -168,40 +181,71 @@ def run_suite(
     on_trial: Callable[[str, int, Any], None] | None = None,
     on_comparison: Callable[[Comparison, dict[str, Any]], None] | None = None,
     memo: Any | None = None,
+    storage: str | None = None,
+    workers: int | None = None,
+    submit: bool = False,
+    eval_seed: int = 0,
+    quiet_workers: bool = False,
 ) -> dict[str, Any]:
     """Run every comparison into ``out/NAME`` and write its report; then ``out/report.md`` and
     ``out/suite.json``. ``evaluator(problem)`` builds each comparison's evaluator (default:
-    ``make_evaluator``); ``memo`` as in ``search``. Returns the suite's JSON."""
+    ``make_evaluator``); ``memo`` as in ``search``. ``storage``, ``workers``, ``submit``: see the
+    module docstring (``submit`` returns ``{"suite", "queue", "submitted": [names]}`` at once).
+    Returns the suite's JSON."""
     out = Path(out)
     out.mkdir(exist_ok=True)
     if suite.threads is not None:
         import torch
 
         torch.set_num_threads(suite.threads)
-    results = []
+    problems = {}
     for c in suite.comparisons:
         try:
-            problem = c.make_problem()
+            problems[c.name] = c.make_problem()
         except (TypeError, ValueError) as e:
             raise ValueError(f"suite {suite.path or suite.name}, comparison {c.name!r}: problem {c.problem!r} with "
                              f"problem_args {c.problem_args}: {e}") from None
         for m in c.methods:
             try:
-                check_method(m, problem)
+                check_method(m, problems[c.name])
             except ValueError as e:
                 raise ValueError(f"suite {suite.name}, comparison {c.name!r}: {e}") from None
+    ledgers = {c.name: storage or default_storage(_mkdir(out / c.name)) for c in suite.comparisons}
+    if workers is not None or submit:
+        queue = RunQueue(storage or out)
+        names = []
+        for c in suite.comparisons:
+            names.append(f"{suite.name}/{c.name}")
+            submit_runs(problems[c.name], c.methods, c.budget, c.seeds, ledgers[c.name], name=names[-1],
+                        eval_seed=eval_seed, problem_args=c.problem_args, study_workers=c.study_workers,
+                        threads=suite.threads, queue=queue)
+        if submit:
+            return {"suite": suite.name, "queue": queue.url, "submitted": names}
+        from .worker import CacheSpec, start_workers, wait_workers
+
+        wait_workers(start_workers(queue, workers or 1, groups=names, cache=CacheSpec.of(memo), device=device,
+                                   quiet=quiet_workers))
+    results = []
+    for c in suite.comparisons:
+        problem = problems[c.name]
         d = out / c.name
         t0 = time.perf_counter()
-        res = compare(problem, c.methods, c.budget, c.seeds, out=d, device=device,
-                      evaluator=evaluator(problem) if evaluator else None, memo=memo, on_trial=on_trial)
+        res = compare(problem, c.methods, c.budget, c.seeds, ledgers[c.name], out=d, device=device,
+                      evaluator=evaluator(problem) if evaluator else None, memo=memo, on_trial=on_trial,
+                      study_workers=c.study_workers, eval_seed=eval_seed)
         summary = write_report(d, res)
         timing = timing_of(res, time.perf_counter() - t0)
         results.append({"name": c.name, "problem": c.problem, "dir": str(d), "summary": summary, "timing": timing})
         if on_comparison:
             on_comparison(c, results[-1])
     payload = {"suite": suite.name, "description": suite.description, "file": suite.path, "comparisons": results}
-    _write_suite(out, payload)
+    write_suite_report(out, payload)
     return payload
+
+
+def _mkdir(d: Path) -> Path:
+    d.mkdir(exist_ok=True)
+    return d
 
 
 def report_suite(out: str | Path) -> dict[str, Any]:
@@ -215,11 +259,11 @@ def report_suite(out: str | Path) -> dict[str, Any]:
         raise ValueError(f"{str(out)!r} holds no readable suite.json ({type(e).__name__}: {e})") from None
     for c in comparisons:
         c["summary"] = write_report(out / c["name"])
-    _write_suite(out, payload)
+    write_suite_report(out, payload)
     return payload
 
 
-def _write_suite(out: Path, payload: dict[str, Any]) -> None:
+def write_suite_report(out: Path, payload: dict[str, Any]) -> None:
     """``suite.json`` and ``report.md``: each comparison's headline, pairs and timing."""
     name, description = payload["suite"], payload.get("description", "")
     md = [f"# Suite {name}", "", description, ""] if description else [f"# Suite {name}", ""]

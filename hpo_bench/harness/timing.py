@@ -14,10 +14,12 @@ def timing_of(res: CompareResult, wall: float) -> dict[str, float]:
     Every part counts this call only: a resumed call's trials from earlier calls are not in it."""
     trial_s = sum(r.evaluated_seconds for r in res.runs)
     suggest_s = sum(r.suggest_seconds for r in res.runs)
-    overhead = wall - trial_s - res.baseline_seconds
+    workers = max(1, int(getattr(res, "workers", 1)))
+    capacity = wall * workers  # worker processes' seconds: evaluation ran in all of them at once
+    overhead = capacity - trial_s - res.baseline_seconds
     harness = overhead - suggest_s
-    frac = (lambda v: v / wall if wall > 0 else 0.0)
-    return {"wall_s": wall, "trial_s": trial_s, "baseline_s": res.baseline_seconds, "overhead_s": overhead,
+    frac = (lambda v: v / capacity if capacity > 0 else 0.0)
+    return {"wall_s": wall, "workers": workers, "trial_s": trial_s, "baseline_s": res.baseline_seconds, "overhead_s": overhead,
             "overhead_fraction": frac(overhead), "suggest_s": suggest_s, "suggest_fraction": frac(suggest_s),
             "harness_s": harness, "harness_fraction": frac(harness)}
 
@@ -27,6 +29,10 @@ def timing_line(t: dict[str, float]) -> str:
     if t["wall_s"] <= 0:
         return "wall 0 s"
     evaluation = t["trial_s"] + t["baseline_s"]
-    return (f"wall {t['wall_s']:.1f} s: evaluation {evaluation:.1f} s ({evaluation / t['wall_s']:.1%}), "
+    workers = int(t.get("workers", 1))
+    capacity = t["wall_s"] * workers
+    wall = (f"wall {t['wall_s']:.1f} s" if workers == 1 else
+            f"wall {t['wall_s']:.1f} s x {workers} workers (methods' time counted as harness)")
+    return (f"{wall}: evaluation {evaluation:.1f} s ({evaluation / capacity:.1%}), "
             f"methods choosing trials {t['suggest_s']:.1f} s ({t['suggest_fraction']:.1%}), "
             f"harness overhead {t['harness_s']:.1f} s ({t['harness_fraction']:.1%})")

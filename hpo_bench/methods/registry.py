@@ -22,6 +22,7 @@ class MethodContext:
     budget_trials: int
     max_epochs: int
     memo: Any | None = None  # a CheckpointStore where pure, costly suggestions may be kept
+    n_workers: int = 1       # trials evaluated at once in the study (samplers then see pending trials)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,9 @@ def _gp_optuna(c: MethodContext):
 def _tpe(c: MethodContext):
     from optuna.samplers import TPESampler
 
-    return TPESampler(seed=c.seed, n_startup_trials=n_initial(c.budget_trials), multivariate=True)
+    # several trials at once: a running trial counts as a poor one, so they spread (Optuna's advice)
+    return TPESampler(seed=c.seed, n_startup_trials=n_initial(c.budget_trials), multivariate=True,
+                      constant_liar=c.n_workers > 1)
 
 
 def _tpe_plain(c: MethodContext):

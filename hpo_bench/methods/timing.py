@@ -8,6 +8,7 @@ seconds spent in its calls (reading the study's history through the storage incl
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -26,13 +27,16 @@ class TimedSampler(BaseSampler):
     def __init__(self, inner: BaseSampler) -> None:
         self.inner = inner
         self.seconds = 0.0
+        self._lock = threading.Lock()  # trials may run in several threads (search's n_workers)
 
     def _timed(self, fn: Any, *args: Any) -> Any:
         t0 = time.perf_counter()
         try:
             return fn(*args)
         finally:
-            self.seconds += time.perf_counter() - t0
+            dt = time.perf_counter() - t0
+            with self._lock:
+                self.seconds += dt
 
     def reseed_rng(self) -> None:
         self.inner.reseed_rng()

@@ -19,11 +19,16 @@ PROBLEMS: dict[str, Callable[[], Problem]] = {
 }
 
 
-def get_problem(name: str) -> Problem:
-    """A registered problem. (``table:PROBLEM`` names, answered from the checkpoint cache, are
+def get_problem(name: str, **args: object) -> Problem:
+    """A registered problem, built with its factory's keyword ``args``; with any, the problem's
+    name says them (``digits-mlp[width=2048]``), so its studies never share a name with the
+    problem built otherwise. (``table:PROBLEM`` names, answered from the checkpoint cache, are
     resolved a layer up, by ``hpo_bench.evaluate.load_problem``.)"""
     try:
         factory = PROBLEMS[name]
     except KeyError:
         raise ValueError(f"unknown problem {name!r}; known: {', '.join(PROBLEMS)}") from None
-    return factory()
+    problem = factory(**args)
+    if args:
+        problem.name = f"{problem.name}[{','.join(f'{k}={v}' for k, v in sorted(args.items()))}]"
+    return problem
