@@ -2,11 +2,14 @@
 between processes. ``CachingEvaluator`` (cached.py) answers from it and fills it; ``table:`` problems
 (table.py) answer from it alone; the dense pre-trained model (pretrained.py) is a blob like any other.
 
-* ``index.sqlite3``: per (config prefix, epoch) the validation accuracy (kept forever: tiny), per
-  prefix the metrics fixed by pruning, per checkpoint blob its path, sha256, size and last use, and
-  a memo of pure, costly computations (a GP's suggestions).
+* the index (``index.sqlite3``, or with ``index=URL`` tables in a PostgreSQL database: index.py):
+  per (config prefix, epoch) the validation accuracy (kept forever: tiny), per prefix the metrics
+  fixed by pruning, per checkpoint blob its path, sha256, size and last use, and a memo of pure,
+  costly computations (a GP's suggestions).
 * ``blobs/``: safetensors files of fine-tuned weights, masks and optimizer state, and the dense
-  pre-trained model of each problem.
+  pre-trained model of each problem. With a PostgreSQL index, the cache directory holds only these:
+  every worker on every machine mounts the same one (a shared file system), and the index names
+  blobs relative to it.
 
 A *prefix* (``prefix_key``) names everything about an evaluation except its epoch count: the
 problem's fingerprint, the config without ``epochs``, the evaluation seed and the device type. Since
@@ -15,7 +18,8 @@ serves every length.
 
 Safety (ARCHITECTURE.md invariant 6): a blob is written to a temporary file, fsynced, renamed, and
 only then indexed; a blob is verified by checksum on read, and a corrupt one is dropped (with a
-warning) and recomputed. SQLite serialises writers, so several processes can share one directory.
+warning) and recomputed. The index serialises writers, so several processes (with a PostgreSQL index,
+on several machines) can share one cache.
 A size cap evicts least recently used blobs, never the per-epoch values.
 """
 from __future__ import annotations
@@ -23,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import time
 import uuid
 import warnings
@@ -34,6 +37,8 @@ from typing import Any
 import torch
 
 from .._io import cache_root
+from .index import open_index
+from .index import row_digest as _digest
 
 __all__ = ["DEFAULT_MAX_BYTES", "CheckpointStore", "default_cache_dir", "prefix_key"]
 
@@ -41,24 +46,10 @@ __all__ = ["DEFAULT_MAX_BYTES", "CheckpointStore", "default_cache_dir", "prefix_
 #: it (their per-epoch values stay, so exact hits still answer). ``--cache-max-gb`` overrides it.
 DEFAULT_MAX_BYTES = 10 * 2**30
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS prefixes (
-    prefix TEXT PRIMARY KEY, problem TEXT, fingerprint TEXT, config TEXT, seed INTEGER,
-    device TEXT, static TEXT, created REAL, digest TEXT);
-CREATE TABLE IF NOT EXISTS epochs (
-    prefix TEXT, epoch INTEGER, accuracy REAL, digest TEXT, PRIMARY KEY (prefix, epoch));
-CREATE TABLE IF NOT EXISTS blobs (
-    key TEXT PRIMARY KEY, prefix TEXT, epoch INTEGER, path TEXT, sha256 TEXT, size INTEGER,
-    created REAL, last_used REAL);
-CREATE INDEX IF NOT EXISTS blobs_prefix ON blobs (prefix, epoch);
-CREATE TABLE IF NOT EXISTS memo (key TEXT PRIMARY KEY, value TEXT);
-"""
-
-
-def _digest(*parts: Any) -> str:
-    """The checksum of an index row's values (rows are checked as blobs are: a flipped bit in a
-    stored accuracy is found, not served)."""
-    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+# A blob replaced under its key (INSERT OR REPLACE, written in the form both SQLite and PostgreSQL read).
+_PUT_BLOB = ("INSERT INTO blobs VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (key) DO UPDATE SET prefix=excluded.prefix, "
+             "epoch=excluded.epoch, path=excluded.path, sha256=excluded.sha256, size=excluded.size, "
+             "created=excluded.created, last_used=excluded.last_used")
 
 
 def default_cache_dir() -> Path:
@@ -94,9 +85,12 @@ def _fsync_dir(path: Path) -> None:
 class CheckpointStore:
     """Per-epoch results and checkpoint blobs in one directory, shared safely between processes."""
 
-    def __init__(self, root: str | Path | None = None, max_bytes: int | None = DEFAULT_MAX_BYTES):
+    def __init__(self, root: str | Path | None = None, max_bytes: int | None = DEFAULT_MAX_BYTES,
+                 index: str | None = None):
         """``root``: the directory (default ``default_cache_dir()``); ``max_bytes``: the size cap of
-        the checkpoint blobs (default ``DEFAULT_MAX_BYTES``; None: no cap)."""
+        the checkpoint blobs (default ``DEFAULT_MAX_BYTES``; None: no cap); ``index``: None (SQLite,
+        ``root/index.sqlite3``) or a ``postgresql://`` URL (then ``root`` holds only the blobs). An
+        index that cannot be reached is a one-line ValueError naming it (password redacted)."""
         self.root = Path(root) if root is not None else default_cache_dir()
         if not self.root.parent.exists():
             raise ValueError(f"cache directory's parent {str(self.root.parent)!r} does not exist")
@@ -104,63 +98,8 @@ class CheckpointStore:
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self.degraded: str | None = None  # why writes stopped (a full disk, a read-only directory)
-        self._db = self._open_index()
-
-    def _open_index(self) -> sqlite3.Connection:
-        """Open (or create) the index. Creation is serialised by an ``flock`` on the cache's
-        ``.index.lock``: switching a new database to WAL needs an exclusive lock that SQLite's busy
-        timeout does not wait for, so processes opening a new cache at once would fail. An index
-        that is not a readable SQLite database is moved aside (with a warning) and started anew:
-        its blobs are then unindexed, and ``cache verify`` removes them."""
-        import fcntl
-
-        path = self.root / "index.sqlite3"
-        fd = os.open(self.root / ".index.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            for attempt in (1, 2):
-                db = sqlite3.connect(path, timeout=60, isolation_level=None)
-                try:
-                    db.execute("PRAGMA journal_mode=WAL")
-                    db.execute("PRAGMA synchronous=FULL")
-                    if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                        raise sqlite3.DatabaseError("quick_check failed")
-                    db.executescript(_SCHEMA)
-                    self._migrate(db)
-                    return db
-                except sqlite3.DatabaseError as e:
-                    db.close()
-                    if attempt == 2 or isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
-                        raise
-                    aside = path.with_name(f"index.sqlite3.corrupt-{int(time.time())}")
-                    warnings.warn(f"hpo-bench cache: {path} is not a readable index ({e}); moved to {aside.name} "
-                                  "and started a new one (its results will be recomputed)", RuntimeWarning,
-                                  stacklevel=3)
-                    os.replace(path, aside)
-                    for extra in ("-wal", "-shm"):
-                        Path(f"{path}{extra}").unlink(missing_ok=True)
-            raise AssertionError("unreachable")
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-    @staticmethod
-    def _migrate(db: sqlite3.Connection) -> None:
-        """An index written before rows had checksums gets them (its rows are trusted once)."""
-        for table, digest_of in (("prefixes", "static"), ("epochs", "accuracy")):
-            cols = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
-            if "digest" in cols:
-                continue
-            db.execute("BEGIN IMMEDIATE")
-            db.execute(f"ALTER TABLE {table} ADD COLUMN digest TEXT")
-            if table == "epochs":
-                rows = db.execute("SELECT prefix, epoch, accuracy FROM epochs").fetchall()
-                db.executemany("UPDATE epochs SET digest=? WHERE prefix=? AND epoch=?",
-                               [(_digest(p, e, a), p, e) for p, e, a in rows])
-            else:
-                rows = db.execute("SELECT prefix, static FROM prefixes").fetchall()
-                db.executemany("UPDATE prefixes SET digest=? WHERE prefix=?", [(_digest(p, s), p) for p, s in rows])
-            db.execute("COMMIT")
+        self._db = open_index(self.root, index)
+        self.index = self._db.where
 
     def close(self) -> None:
         self._db.close()
@@ -175,9 +114,10 @@ class CheckpointStore:
 
         try:
             fn(*args, **kwargs)
-        except (OSError, sqlite3.Error, SafetensorError) as e:
+        except (OSError, SafetensorError, *self._db.errors) as e:
             self.degraded = f"{what}: {type(e).__name__}: {e}"
-            warnings.warn(f"hpo-bench cache: cannot write to {self.root} ({self.degraded}); going on without "
+            where = self.root if self._db.kind == "sqlite" else f"{self.root} (index {self.index})"
+            warnings.warn(f"hpo-bench cache: cannot write to {where} ({self.degraded}); going on without "
                           "storing results (fix the disk and rerun to fill the cache)", RuntimeWarning, stacklevel=3)
 
     # ------------------------------------------------------------------ small rows
@@ -185,7 +125,7 @@ class CheckpointStore:
                    seed: int, device: str, static: Mapping[str, float]) -> None:
         text = json.dumps(dict(static))
         self._write("a config's row", self._db.execute,
-                    "INSERT OR IGNORE INTO prefixes VALUES (?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO prefixes VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                     (prefix, problem, fingerprint, json.dumps(dict(config), sort_keys=True, default=repr), int(seed),
                      device, text, time.time(), _digest(prefix, text)))
 
@@ -199,7 +139,8 @@ class CheckpointStore:
         return json.loads(row[0])
 
     def put_epoch(self, prefix: str, epoch: int, accuracy: float) -> None:
-        self._write("a per-epoch result", self._db.execute, "INSERT OR IGNORE INTO epochs VALUES (?,?,?,?)",
+        self._write("a per-epoch result", self._db.execute,
+                    "INSERT INTO epochs VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
                     (prefix, int(epoch), float(accuracy), _digest(prefix, int(epoch), float(accuracy))))
 
     def curve(self, prefix: str) -> list[float]:
@@ -230,7 +171,8 @@ class CheckpointStore:
 
     def put_memo(self, key: str, value: Any) -> None:
         """Keep the JSON-able result of a pure, costly computation (a GP's suggestion)."""
-        self._write("a memo", self._db.execute, "INSERT OR IGNORE INTO memo VALUES (?,?)", (key, json.dumps(value)))
+        self._write("a memo", self._db.execute, "INSERT INTO memo VALUES (?,?) ON CONFLICT DO NOTHING",
+                    (key, json.dumps(value)))
 
     def get_memo(self, key: str) -> Any | None:
         row = self._db.execute("SELECT value FROM memo WHERE key=?", (key,)).fetchone()
@@ -267,14 +209,11 @@ class CheckpointStore:
         os.replace(tmp, final)
         _fsync_dir(self.blob_dir)
         now = time.time()
-        self._db.execute("BEGIN IMMEDIATE")
         try:
-            old = self._db.execute("SELECT path FROM blobs WHERE key=?", (key,)).fetchone()
-            self._db.execute("INSERT OR REPLACE INTO blobs VALUES (?,?,?,?,?,?,?,?)",
-                             (key, prefix, epoch, name, digest, size, now, now))
-            self._db.execute("COMMIT")
+            with self._db.transaction():
+                old = self._db.execute("SELECT path FROM blobs WHERE key=?", (key,)).fetchone()
+                self._db.execute(_PUT_BLOB, (key, prefix, epoch, name, digest, size, now, now))
         except BaseException:
-            self._db.execute("ROLLBACK")
             final.unlink(missing_ok=True)
             raise
         if old and old[0] != name:
@@ -338,10 +277,11 @@ class CheckpointStore:
         blobs, size = q("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs").fetchone()
         return {
             "path": str(self.root),
+            "index": self.index,
             "configs": q("SELECT COUNT(*) FROM prefixes").fetchone()[0],
             "epoch_results": q("SELECT COUNT(*) FROM epochs").fetchone()[0],
             "checkpoints": blobs,
-            "bytes": size,
+            "bytes": int(size),  # PostgreSQL sums a BIGINT as a Decimal
             "max_bytes": self.max_bytes,
             "problems": dict(q("SELECT problem, COUNT(*) FROM prefixes GROUP BY problem").fetchall()),
         }
@@ -367,6 +307,10 @@ class CheckpointStore:
                 "rows_dropped": rows_dropped}
 
     def clear(self) -> None:
-        self._db.executescript("DELETE FROM blobs; DELETE FROM epochs; DELETE FROM prefixes; DELETE FROM memo;")
+        """Forget every entry: the index's rows (in PostgreSQL, for every worker sharing it) and the
+        blob files."""
+        with self._db.transaction():
+            for table in ("blobs", "epochs", "prefixes", "memo"):
+                self._db.execute(f"DELETE FROM {table}")
         for f in self.blob_dir.iterdir():
             f.unlink(missing_ok=True)
