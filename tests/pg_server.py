@@ -70,7 +70,7 @@ def available() -> str | None:
         try:
             pwd.getpwnam("postgres")
         except KeyError:
-            return "running as root, and there is no postgres user to run the server as (install the package postgresql)"
+            return "running as root, and there is no postgres user (install the package postgresql)"
     return None
 
 
