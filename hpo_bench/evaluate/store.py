@@ -100,6 +100,7 @@ class CheckpointStore:
         self.degraded: str | None = None  # why writes stopped (a full disk, a read-only directory)
         self._db = open_index(self.root, index)
         self.index = self._db.where
+        self.index_url = index  # what another process opens to share this index (None: SQLite under root)
 
     def close(self) -> None:
         self._db.close()
