@@ -4,7 +4,9 @@
 
 1. The trial ledger: ``search()`` of random, tpe and tpe-hyperband on the tiny test problem with an
    instant evaluator (so the time is all sampler + storage + bookkeeping), in memory, in an Optuna
-   journal file (the default ledger, ``OUT/studies.log``) and in SQLite: milliseconds per trial.
+   journal file (the default ledger, ``OUT/studies.log``), in SQLite and, when PostgreSQL's binaries
+   are here, in a throwaway PostgreSQL server on this machine (tests/pg_server.py; the scale-out
+   ledger): milliseconds per trial.
 2. The GP's suggestion: one ``skopt.Optimizer`` (GP, gp_hedge) told n random points of the digits-mlp
    space and asked for one, with skopt's default acquisition search (10,000 candidates, 5 L-BFGS
    restarts: ``SkoptGPSampler``'s default since benchmarks/gp_fidelity.py) and a cheaper 2,000 and 2:
@@ -40,17 +42,31 @@ class InstantEvaluator:
 
 
 def ledger(trials: int) -> None:
+    import contextlib
+
+    import pg_server
     from conftest import tiny_problem
 
+    problem, d = tiny_problem(), tempfile.mkdtemp()
+    server = contextlib.nullcontext(None) if pg_server.available() else pg_server.PostgresServer()
+    with server as pg:
+        _ledger(problem, d, trials, pg)
+
+
+def _ledger(problem, d: str, trials: int, pg) -> None:
     from hpo_bench.harness.budget import Budget
     from hpo_bench.harness.runner import search
 
-    problem, d = tiny_problem(), tempfile.mkdtemp()
     print(f"ledger: ms per trial ({trials} trials, instant evaluator, tiny problem)")
-    print("| method | in memory | journal file (.log) | SQLite (.db) |\n|---|---:|---:|---:|")
+    pg_head = " PostgreSQL (local server) |" if pg else ""
+    print(f"| method | in memory | journal file (.log) | SQLite (.db) |{pg_head}\n|---|---:|---:|---:|"
+          + ("---:|" if pg else ""))
     for method in ("random", "tpe", "tpe-hyperband"):
         cells = []
-        for storage in (None, os.path.join(d, f"{method}.log"), os.path.join(d, f"{method}.db")):
+        storages = [None, os.path.join(d, f"{method}.log"), os.path.join(d, f"{method}.db")]
+        if pg:
+            storages.append(pg.create_database(f"overhead_{method.replace('-', '_')}"))
+        for storage in storages:
             t0 = time.perf_counter()
             run = search(problem, method, Budget(trials=trials), seed=0, storage=storage, evaluator=InstantEvaluator())
             cells.append(f"{(time.perf_counter() - t0) / len(run.trials) * 1e3:.1f}")
