@@ -36,3 +36,10 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 def config_text(cfg: Mapping[str, Any]) -> str:
     """``key=value, ...`` of a config, values through ``fmt``."""
     return ", ".join(f"{k}={fmt(v)}" for k, v in cfg.items())
+
+
+def redacted(url: str) -> str:
+    """A database URL without its password (``user:PASSWORD@`` or ``?password=``), for messages."""
+    import re
+
+    return re.sub(r"(password=)[^&]*", r"\1***", re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url))

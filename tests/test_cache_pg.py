@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import time
 import warnings
 
@@ -132,7 +133,10 @@ def test_stats_verify_and_clear(make_store, index):
     _prefix(store)
     store.put_epoch("p", 1, 0.5)
     store.put_blob("p@1", {"w": torch.ones(10)}, prefix="p", epoch=1)
-    (store.blob_dir / "stray.safetensors").write_bytes(b"not indexed")
+    stray, young = store.blob_dir / "stray.safetensors", store.blob_dir / "young.safetensors"
+    stray.write_bytes(b"not indexed")
+    os.utime(stray, (time.time() - 7200,) * 2)  # an orphan: unindexed for two hours
+    young.write_bytes(b"being indexed")  # perhaps another worker's blob between its rename and its row
     stats = store.stats()
     assert (stats["configs"], stats["epoch_results"], stats["checkpoints"], stats["problems"]) == (1, 1, 1, {"tiny": 1})
     assert isinstance(stats["bytes"], int) and stats["bytes"] > 0
@@ -142,6 +146,7 @@ def test_stats_verify_and_clear(make_store, index):
         assert "hpo_bench_cache" in stats["index"] and not (store.root / "index.sqlite3").exists()
         assert sorted(f.name for f in store.root.iterdir()) == ["blobs"]  # the directory holds only blobs
     assert store.verify() == {"checked": 1, "dropped": 0, "orphans_removed": 1, "rows_checked": 2, "rows_dropped": 0}
+    assert not stray.exists() and young.exists()
     other = make_store()
     store.clear()
     assert other.stats()["configs"] == other.stats()["checkpoints"] == 0 and other.curve("p") == []

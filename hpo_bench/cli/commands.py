@@ -321,7 +321,8 @@ def cmd_cache(args: argparse.Namespace) -> None:
         payload = store.stats()
         cap = "no cap" if payload["max_bytes"] is None else f"cap {_size(payload['max_bytes'])}"
         text = "\n".join([
-            f"cache {payload['path']}",
+            f"cache {payload['path']}" + (f", index {payload['index']}" if payload.get("index") and
+                                          "://" in str(payload["index"]) else ""),
             f"  {payload['configs']} configs, {payload['epoch_results']} per-epoch results, "
             f"{payload['checkpoints']} checkpoints: {_size(payload['bytes'])} ({cap})", "",
             table(["problem", "configs"], [[p, n] for p, n in sorted(payload["problems"].items())])])

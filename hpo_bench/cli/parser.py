@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("cache", help="inspect or clean the checkpoint cache")
     sp.add_argument("action", choices=["stats", "verify", "clear"])
     sp.add_argument("--cache", help="cache directory (default $HPO_BENCH_CACHE, else ~/.cache/hpo-bench)")
+    sp.add_argument("--storage", help="the database URL whose cache index to use (what workers given "
+                    "--storage URL share; --cache is then the blob directory)")
     sp.add_argument("--json", action="store_true", help="print the results as JSON")
     sp.set_defaults(func=cmd_cache, out=None)
     return p

@@ -28,7 +28,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SCHEMA", "Index", "PostgresIndex", "SqliteIndex", "open_index", "redacted", "row_digest"]
+from .._text import redacted
+
+__all__ = ["SCHEMA", "Index", "PostgresIndex", "SqliteIndex", "open_index", "row_digest"]
 
 #: The tables, in SQLite's types (PostgreSQL's are widened by ``_pg_types``).
 SCHEMA = """
@@ -49,11 +51,6 @@ def row_digest(*parts: Any) -> str:
     """The checksum of an index row's values (rows are checked as blobs are: a flipped bit in a
     stored accuracy is found, not served)."""
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
-
-
-def redacted(url: str) -> str:
-    """A database URL without its password (``user:PASSWORD@`` or ``?password=``), for messages."""
-    return re.sub(r"(password=)[^&]*", r"\1***", re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url))
 
 
 class Index:

@@ -301,7 +301,9 @@ class CheckpointStore:
         indexed = {r[0] for r in self._db.execute("SELECT path FROM blobs")}
         orphans = 0
         for f in self.blob_dir.iterdir():
-            if f.name not in indexed and not (f.name.startswith(".") and time.time() - f.stat().st_mtime < 3600):
+            # a young file may be a blob another process (on another machine, with a shared index)
+            # has written and not yet indexed: only files an hour old are orphans
+            if f.name not in indexed and time.time() - f.stat().st_mtime >= 3600:
                 f.unlink(missing_ok=True)
                 orphans += 1
         return {"checked": len(rows), "dropped": bad, "orphans_removed": orphans, "rows_checked": before,

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .storage import JOURNAL_SUFFIXES, _redacted
+from .._text import redacted
+from .storage import JOURNAL_SUFFIXES
 
 __all__ = ["QUEUE_FILE", "Group", "QueuedRun", "RunQueue", "is_database", "queue_url"]
 
@@ -105,7 +106,7 @@ class RunQueue:
             self._create()
         except Exception as e:  # noqa: BLE001 - unreachable server, bad URL, a file that is not a database
             self.engine.dispose()
-            raise ValueError(f"queue {_redacted(self.url)}: cannot open it ({type(e).__name__}: "
+            raise ValueError(f"queue {redacted(self.url)}: cannot open it ({type(e).__name__}: "
                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
 
     def _create(self) -> None:
@@ -133,7 +134,7 @@ class RunQueue:
                                 "ON CONFLICT (name) DO NOTHING"), {"n": name, "s": text, "t": time.time()})
             stored = c.execute(self.text("SELECT spec FROM hpo_bench_groups WHERE name=:n"), {"n": name}).scalar()
             if json.loads(stored) != json.loads(text):
-                raise ValueError(f"comparison {name!r} is already in the queue {_redacted(self.url)} with other "
+                raise ValueError(f"comparison {name!r} is already in the queue {redacted(self.url)} with other "
                                  f"settings ({_difference(json.loads(stored), spec)}); give it another name")
             new = 0
             for i, (method, seed, study) in enumerate(runs):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._text import redacted
 from .locks import advisory_claim, study_claim
 
 __all__ = ["JOURNAL_SUFFIXES", "Ledger", "default_storage", "open_ledger", "open_storage", "pg_engine_kwargs",
@@ -78,7 +79,7 @@ def open_storage(storage: str | None) -> Any:
             try:
                 return optuna.storages.RDBStorage(sqlalchemy_url(url), engine_kwargs=kwargs)
             except ImportError as e:  # e.g. postgresql:// without a driver
-                raise ValueError(f"storage {_redacted(url)}: {e} (for PostgreSQL: pip install psycopg2-binary)") from None
+                raise ValueError(f"storage {redacted(url)}: {e} (for PostgreSQL: pip install psycopg2-binary)") from None
             except Exception as e:  # noqa: BLE001 - unreachable server, bad credentials, a bad URL: one line
                 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
@@ -87,7 +88,7 @@ def open_storage(storage: str | None) -> Any:
 
                     time.sleep(0.5 * (attempt + 1))
                     continue
-                raise ValueError(f"storage {_redacted(url)}: cannot connect ({type(e).__name__}: "
+                raise ValueError(f"storage {redacted(url)}: cannot connect ({type(e).__name__}: "
                                  f"{str(e).splitlines()[0] if str(e) else ''})") from None
     storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
     _fast_sqlite(storage.engine)
@@ -125,13 +126,6 @@ def _file_of(storage: str | None) -> Path | None:
     if storage is None or ("://" in storage and not storage.startswith("sqlite:///")):
         return None
     return Path(storage.removeprefix("sqlite:///"))
-
-
-def _redacted(url: str) -> str:
-    """A database URL without its password, for messages."""
-    import re
-
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 def _fast_sqlite(engine: Any) -> None:
