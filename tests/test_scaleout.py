@@ -219,3 +219,18 @@ def test_cli_submit_worker_report(tmp_path, pg_url, capsys, monkeypatch):
     assert main(["report", "--storage", pg_url, "--out", str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "report.md").is_file() and (tmp_path / "rep" / "compare.json").is_file()
     assert Path(tmp_path / "rep" / "summary.json").is_file()
+
+
+def test_a_suite_sets_trials_at_once_per_comparison(tmp_path, tiny_registry):
+    from hpo_bench.harness.results import load_compare
+    from hpo_bench.harness.suite import load_suite, run_suite
+
+    f = tmp_path / "s.toml"
+    body = 'seeds = 1\n[[comparison]]\nproblem = "tiny"\nmethods = ["random"]\nbudget = { trials = 6 }\n'
+    f.write_text(body + "study_workers = 0\n")
+    with pytest.raises(ValueError, match="study_workers must be an integer >= 1, got 0"):
+        load_suite(f)
+    f.write_text(body + "study_workers = 3\n")
+    run_suite(load_suite(f), tmp_path / "out")
+    (run,) = load_compare(tmp_path / "out" / "tiny").runs
+    assert run.n_workers == 3 and run.study_name.endswith("/workers3") and len(run.trials) == 6
