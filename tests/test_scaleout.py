@@ -234,3 +234,35 @@ def test_a_suite_sets_trials_at_once_per_comparison(tmp_path, tiny_registry):
     run_suite(load_suite(f), tmp_path / "out")
     (run,) = load_compare(tmp_path / "out" / "tiny").runs
     assert run.n_workers == 3 and run.study_name.endswith("/workers3") and len(run.trials) == 6
+
+
+def test_the_dense_model_is_the_same_whatever_the_thread_count():
+    """A worker's thread count (cores // workers) must not change the model every trial starts
+    from: 2 threads' sums differ from 1's in the last bits, which a high-lr fine-tune amplifies."""
+    import torch
+
+    from hpo_bench.evaluate.pretrained import pretrain_dense
+    from hpo_bench.problems import get_problem
+
+    problem = get_problem("synthetic-mlp", **ARGS)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = pretrain_dense(problem)
+        torch.set_num_threads(2)
+        two = pretrain_dense(problem)
+        assert torch.get_num_threads() == 2  # the caller's setting is restored
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(one[k], two[k]) for k in one)
+
+
+def test_run_with_workers_shares_one_cache_between_its_threads(tmp_path, tiny):
+    from hpo_bench.evaluate import make_evaluator
+    from hpo_bench.evaluate.store import CheckpointStore
+
+    store = CheckpointStore(tmp_path / "cache")
+    res = search(tiny, "random", 8, 0, str(tmp_path / "studies.log"), n_workers=4, memo=store,
+                 evaluator=make_evaluator(tiny, "cpu", 0, store))
+    assert len(res.trials) == 8 and all(t.state == "COMPLETE" for t in res.trials)
+    assert store.stats()["configs"] == 8

@@ -21,6 +21,7 @@ import hashlib
 import os
 import re
 import sqlite3
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -79,11 +80,55 @@ def open_index(root: Path, url: str | None) -> Index:
     """The index of a cache: None -> ``root/index.sqlite3``; a ``postgresql://`` URL -> that
     database. A URL of another kind, or a server that cannot be reached, is a one-line ValueError."""
     if url is None:
-        return SqliteIndex.open(root / "index.sqlite3", root / ".index.lock")
+        return Serialized(SqliteIndex.open(root / "index.sqlite3", root / ".index.lock"))
     if not re.match(r"postgres(ql)?(\+\w+)?://", url):
         raise ValueError(f"cache index {redacted(url)!r}: give a postgresql:// URL "
                          "(or none: SQLite in the cache directory)")
-    return PostgresIndex(url)
+    return Serialized(PostgresIndex(url))
+
+
+class _Rows:
+    """A statement's result, read in full while the connection was held (``Serialized``)."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._rows = list(cursor.fetchall()) if cursor.description else []
+        self.rowcount = cursor.rowcount
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return list(self._rows)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+
+class Serialized(Index):
+    """One index connection shared by the threads of a process (``run --workers``: trials in
+    threads, one store): one statement or transaction at a time, each statement's rows read before
+    the connection is let go, so no thread reads another's cursor or lands in its transaction."""
+
+    def __init__(self, inner: Index) -> None:
+        self.inner, self.kind, self.where, self.errors = inner, inner.kind, inner.where, inner.errors
+        self._lock = threading.RLock()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Rows:
+        with self._lock:
+            return _Rows(self.inner.execute(sql, params))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._lock:
+            self.inner.executemany(sql, rows)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock, self.inner.transaction():
+            yield
+
+    def close(self) -> None:
+        with self._lock:
+            self.inner.close()
 
 
 # ---------------------------------------------------------------------- SQLite
@@ -107,7 +152,7 @@ class SqliteIndex(Index):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             for attempt in (1, 2):
-                db = sqlite3.connect(path, timeout=60, isolation_level=None)
+                db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
                 try:
                     db.execute("PRAGMA journal_mode=WAL")
                     db.execute("PRAGMA synchronous=FULL")

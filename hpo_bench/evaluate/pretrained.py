@@ -1,8 +1,8 @@
 """The dense model every configuration of a problem starts from: given, or trained once.
 
 One function, ``dense_state``, answers for every evaluator: the problem's own ``pretrained_state``
-if it has one; else the weights trained by its ``pretrain`` recipe (on CPU, deterministic), kept in
-memory for the process, or, when a ``CheckpointStore`` is given, in the store as a blob like any
+if it has one; else the weights trained by its ``pretrain`` recipe (on CPU, on one thread: the
+same bits in every process, whatever its torch thread count), kept in memory for the process, or, when a ``CheckpointStore`` is given, in the store as a blob like any
 other (checksummed on every read, shared between processes). Without a store (``--no-cache``)
 nothing is written.
 """
@@ -39,7 +39,20 @@ def dense_state(problem: "Problem", store: Any | None = None) -> dict[str, torch
 
 
 def pretrain_dense(problem: "Problem") -> dict[str, torch.Tensor]:
-    """Train the dense model by the problem's recipe, on CPU, deterministically (no caching)."""
+    """Train the dense model by the problem's recipe, on CPU, deterministically (no caching): on
+    one thread, since a sum split over 2 threads differs from 1 thread's in the last bits (measured:
+    6e-6 in digits-mlp's weights), and a chaotic fine-tune (a high learning rate) turns that into a
+    different accuracy. So a worker process, whatever its thread count, starts from the same model
+    as any other, and every evaluation stays a function of (problem, config, evaluation seed)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _pretrain(problem)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _pretrain(problem: "Problem") -> dict[str, torch.Tensor]:
     recipe = dict(problem.pretrain or {})
     seed = int(recipe.get("seed", 0))
     with torch.random.fork_rng(devices=[]):

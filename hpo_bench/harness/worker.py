@@ -80,6 +80,10 @@ class _GroupContext:
         self.eval_seed = int(spec.get("eval_seed", 0))
         self.study_workers = int(spec.get("study_workers", 1))
         self.threads = spec.get("threads")
+        if self.threads is not None:  # before any of the group's work: the baseline below included
+            import torch
+
+            torch.set_num_threads(int(self.threads))
         self.store = store
         self.evaluator = make_evaluator(self.problem, device, self.eval_seed, store)
         self.ledger: Ledger = open_ledger(spec.get("storage") or queue.url)
