@@ -8,12 +8,13 @@ of its own, against a throwaway PostgreSQL server on this machine (tests/pg_serv
 1. ``suite`` by one process (journal files): the reference, and its wall time.
 2. ``suite --workers 2`` (journal files, one queue.sqlite3): its wall time beside 1's.
 3. ``suite --storage PG --workers 4``: the runs in PostgreSQL, four worker processes.
-4. ``suite --storage PG --submit``, then four ``hpo-bench worker --storage PG`` processes; at random
-   moments (1-6 s apart) one of them is killed with SIGKILL and a fresh one started, ``--kills``
-   times; then ``hpo-bench report --storage PG``.
+4. ``suite --storage PG --submit``, then four ``hpo-bench worker --storage PG`` processes; once runs
+   are under way, at random moments (1-6 s apart) a worker that is running a run (the queue says
+   which) is killed with SIGKILL and a fresh one started, ``--kills`` times; then
+   ``hpo-bench report --storage PG``.
 5. ``run --workers 4 --budget 20``: exactly 20 trials, no trial number twice.
 
-Every setup's ``summary.json`` must equal the reference's (wall and suggestion times aside); the
+Every setup's ``summary.json`` must equal the reference's (times and the cache's actual epochs aside); the
 queue must hold every run done once and none failed. Exit status 1 on any difference.
 """
 from __future__ import annotations
@@ -32,7 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 BIN = [sys.executable, "-m", "hpo_bench"]
-TIMES = ("seconds", "wall", "timing", "dir", "_s")
+# what differs between runs of the same work: times, folders, and the epochs really trained here (the
+# cache's saving: which of two runs asking for one config trains it depends on who gets there first;
+# the nominal epochs, the budget's currency, must match)
+TIMES = ("seconds", "wall", "timing", "dir", "_s", "actual_epochs")
 
 
 def hpo(*args: str, cache: Path, check: bool = True, **kw) -> subprocess.CompletedProcess:
@@ -72,20 +76,27 @@ def kill_drill(url: str, suite: str, out: Path, cache: Path, kills: int, seed: i
         return subprocess.Popen([*BIN, "worker", "--storage", url, "--poll", "0.5"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
+    from hpo_bench.harness.queue import RunQueue
+
+    queue = RunQueue(url)
     rng = random.Random(seed)
     workers = [start() for _ in range(4)]
     done = 0
     while done < kills:
         time.sleep(rng.uniform(1.0, 6.0))
-        alive = [w for w in workers if w.poll() is None]
-        if not alive:
-            break
-        victim = rng.choice(alive)
+        running = {r.worker.rpartition(":")[2]: r for r in queue.runs(states=("running",)) if r.worker}
+        busy = [w for w in workers if w.poll() is None and str(w.pid) in running]
+        if not busy:
+            if not queue.runs(states=("queued", "running")):
+                break  # all done before the last kill
+            continue
+        victim = rng.choice(busy)
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         done += 1
         workers.append(start())
-        print(f"  kill {done}: worker {victim.pid}", flush=True)
+        run = running[str(victim.pid)]
+        print(f"  kill {done}: worker {victim.pid} during {run.study} (attempt {run.attempts})", flush=True)
     for w in workers:
         w.wait()
     return done

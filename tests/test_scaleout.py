@@ -204,6 +204,13 @@ def test_cli_bad_scale_out_input_is_one_line(tmp_path, capsys):
     assert main(["worker", "--storage", "nosuchdb://x"]) == 2
     assert "--storage nosuchdb://x" in capsys.readouterr().err
     assert main(["run", "--problem", "synthetic-mlp", "--workers", "0", "--out", str(tmp_path / "r")]) == 2
+    capsys.readouterr()
+    # a worker pointed at nothing says so (exit 2), and leaves no empty queue behind
+    assert main(["worker", "--storage", str(tmp_path / "typo")]) == 2
+    assert "no run queue at" in capsys.readouterr().err and not (tmp_path / "typo").exists()
+    RunQueue(tmp_path).submit("c", {"problem": "p"}, [("random", 0, "p/random/seed0")])
+    assert main(["worker", "--storage", str(tmp_path), "--name", "nope"]) == 2
+    assert "no comparison or suite 'nope' in the queue" in capsys.readouterr().err
 
 
 def test_cli_submit_worker_report(tmp_path, pg_url, capsys, monkeypatch):
@@ -266,3 +273,17 @@ def test_run_with_workers_shares_one_cache_between_its_threads(tmp_path, tiny):
                  evaluator=make_evaluator(tiny, "cpu", 0, store))
     assert len(res.trials) == 8 and all(t.state == "COMPLETE" for t in res.trials)
     assert store.stats()["configs"] == 8
+
+
+def test_a_worker_without_the_shared_blobs_keeps_the_shared_entries(tmp_path, pg_url):
+    """One machine given the wrong --cache must not throw away what the others rely on."""
+    import torch
+
+    from hpo_bench.evaluate.store import CheckpointStore
+
+    mounted = CheckpointStore(tmp_path / "shared", index=pg_url)
+    mounted.put_blob("k", {"w": torch.ones(3)})
+    elsewhere = CheckpointStore(tmp_path / "elsewhere", index=pg_url)
+    with pytest.warns(RuntimeWarning, match="give every worker the same --cache"):
+        assert elsewhere.get_blob("k") is None
+    assert torch.equal(mounted.get_blob("k")["w"], torch.ones(3))

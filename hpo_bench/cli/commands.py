@@ -161,12 +161,17 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 def _submitted(args: argparse.Namespace, queue: Any, names: list[str], storage: str) -> None:
     """What ``--submit`` prints: what is queued, and the two commands that finish the job."""
+    from .._text import redacted
+
     counts = queue.counts(names)
-    where = storage if is_database(storage) else str(Path(queue.url.removeprefix("sqlite:///")).parent)
-    shown_where = where.split("@")[-1] if is_database(storage) else where
-    lines = [f"queued {sum(counts.values())} runs of {', '.join(names)} in {shown_where} "
-             f"({counts['done']} already done)",
-             f"run them: hpo-bench worker --storage {where}   (on every machine; each takes runs until none is left)",
+    db = is_database(storage)
+    where = redacted(storage) if db else str(Path(queue.url.removeprefix("sqlite:///")).parent)
+    shown_where = where.split("@")[-1] if db else where
+    done = f" ({counts['done']} done before)" if counts["done"] else ""
+    lines = [f"queued {sum(counts.values())} runs of {', '.join(names)} in {shown_where}{done}",
+             f"run them: hpo-bench worker --storage {where}   "
+             + ("(on every machine, with the same --cache; each takes runs until none is left)" if db else
+                "(on this machine; start several to share the runs)"),
              f"then:     hpo-bench report --storage {where} {names[0].partition('/')[0] if '/' in names[0] else names[0]}"]
     payload = {"queue": shown_where, "submitted": names, "runs": counts}
     print(json.dumps(payload, indent=1) if args.json else "\n".join(lines))
@@ -178,16 +183,17 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
     if is_database(args.storage):
         check_database(args.storage)
-    queue = RunQueue(args.storage)
+    queue = RunQueue(args.storage, create=False)
+    names = queue.members(args.name) if args.name else None
     device = device_of(args.device)
     memo = memo_of(args)
     if args.poll <= 0:
         raise UsageError(f"--poll must be > 0 seconds, got {args.poll}")
     t0 = time.perf_counter()
     log = (lambda line: print(line, file=sys.stderr, flush=True))
-    done = work(queue, groups=args.name, cache=CacheSpec.of(memo), device=device, forever=args.forever,
+    done = work(queue, groups=names, cache=CacheSpec.of(memo), device=device, forever=args.forever,
                 poll=args.poll, log=log)
-    counts = queue.counts(args.name)
+    counts = queue.counts(names)
     payload = {"runs_done": done, "seconds": time.perf_counter() - t0, "queue": counts}
     text = (f"worker: {done} runs done here in {payload['seconds']:.0f} s; queue: {counts['done']} done, "
             f"{counts['failed']} failed, {counts['queued'] + counts['running']} open")
@@ -206,18 +212,26 @@ def _report_from_storage(args: argparse.Namespace) -> None:
 
     if is_database(args.storage):
         check_database(args.storage)
-    queue = RunQueue(args.storage)
+    queue = RunQueue(args.storage, create=False)
     groups = [g.name for g in queue.groups()]
     suites = sorted({g.partition("/")[0] for g in groups if "/" in g})
     singles = [g for g in groups if "/" not in g]
     name = args.dir
     if name is None:
+        if not groups:
+            raise UsageError(f"--storage {args.storage} holds no submitted comparison")
         if len(suites) + len(singles) != 1:
-            raise UsageError(f"--storage holds {', '.join(suites + singles) or 'no comparison'}: name the one to report")
+            raise UsageError(f"--storage holds {', '.join(suites + singles)}: name the one to report")
         name = (suites + singles)[0]
     members = [g for g in groups if g.startswith(f"{name}/")] if name in suites else [name]
     if name not in suites and name not in groups:
         raise UsageError(f"no comparison or suite {name!r} in the queue; it holds: {', '.join(suites + singles) or 'nothing'}")
+    counts = queue.counts(members)
+    if counts["queued"] or counts["running"] or counts["failed"]:
+        raise NotDone(f"{'suite' if name in suites else 'comparison'} {name!r}: {counts['done']} of "
+                      f"{sum(counts.values())} runs done ({counts['queued']} queued, {counts['running']} running, "
+                      f"{counts['failed']} failed)" + "".join(
+                          f"; {r.study} failed: {r.error}" for r in queue.runs(members, states=("failed",))[:1]))
     out = out_dir(args.out, f"runs/{folder_name(name)}")
     comparisons, blocks = [], []
     for g in members:

@@ -101,6 +101,7 @@ class CheckpointStore:
         self._db = open_index(self.root, index)
         self.index = self._db.where
         self.index_url = index  # what another process opens to share this index (None: SQLite under root)
+        self._missing_warned = False
 
     def close(self) -> None:
         self._db.close()
@@ -230,6 +231,15 @@ class CheckpointStore:
         if row is None:
             return None
         path = self.blob_dir / row[0]
+        if not path.exists() and self._db.kind != "sqlite":
+            # A shared index names a blob this machine does not have: its --cache is not the
+            # directory the other workers mount. The entry is theirs and sound: keep it.
+            if not self._missing_warned:
+                self._missing_warned = True
+                warnings.warn(f"hpo-bench cache: the shared index ({self.index}) names checkpoints that {self.blob_dir} "
+                              "does not hold: give every worker the same --cache directory (a shared file system); "
+                              "they are recomputed here", RuntimeWarning, stacklevel=2)
+            return None
         try:
             if _sha256(path) != row[1]:
                 raise ValueError("checksum mismatch")

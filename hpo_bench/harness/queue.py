@@ -85,10 +85,15 @@ class QueuedRun:
 class RunQueue:
     """The queue tables of one database (PostgreSQL, or a SQLite file for one machine)."""
 
-    def __init__(self, location: str | Path) -> None:
+    def __init__(self, location: str | Path, create: bool = True) -> None:
+        """``create`` False: a local queue file must exist already (a worker or a report reads
+        what was submitted; a typo must not leave an empty queue behind)."""
         from sqlalchemy import create_engine, event, text
 
         self.url = queue_url(location)
+        if not create and self.url.startswith("sqlite") and not Path(self.url.removeprefix("sqlite:///")).is_file():
+            raise ValueError(f"no run queue at {location} ({QUEUE_FILE} not found): submit runs there first "
+                             "(compare or suite with --submit or --workers)")
         self.text = text
         if self.url.startswith("sqlite"):
             self.engine = create_engine(self.url, connect_args={"timeout": 60})
@@ -129,6 +134,11 @@ class RunQueue:
         runs were new. Submitting the same group again adds nothing and re-queues its failed runs;
         a group of that name with another spec is an error (it would mix two comparisons)."""
         text = json.dumps(spec, sort_keys=True)
+        suite, _, member = name.partition("/")
+        for g in self.groups():
+            if (member and g.name == suite) or (not member and g.name.startswith(f"{name}/")):
+                raise ValueError(f"the queue {redacted(self.url)} holds {'a comparison' if member else 'a suite'} "
+                                 f"named {(suite if member else name)!r}; give this one another name")
         with self.engine.begin() as c:
             c.execute(self.text("INSERT INTO hpo_bench_groups (name, spec, created) VALUES (:n, :s, :t) "
                                 "ON CONFLICT (name) DO NOTHING"), {"n": name, "s": text, "t": time.time()})
@@ -155,6 +165,20 @@ class RunQueue:
     def group(self, name: str) -> Group | None:
         found = self.groups([name])
         return found[0] if found else None
+
+    def members(self, names: list[str]) -> list[str]:
+        """The groups ``names`` stand for: a comparison's own name, or a suite's (``SUITE`` ->
+        every ``SUITE/NAME``). A name that stands for none is a ValueError naming what is there."""
+        groups = [g.name for g in self.groups()]
+        out = []
+        for n in names:
+            found = [g for g in groups if g == n or g.startswith(f"{n}/")]
+            if not found:
+                there = sorted({g.partition("/")[0] for g in groups})
+                raise ValueError(f"no comparison or suite {n!r} in the queue {redacted(self.url)}; it holds: "
+                                 f"{', '.join(there) or 'nothing'}")
+            out += [g for g in found if g not in out]
+        return out
 
     def runs(self, groups: list[str] | None = None, states: tuple[str, ...] | None = None) -> list[QueuedRun]:
         """Runs in the order workers take them: groups by submission, then each group's order."""
