@@ -23,6 +23,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -93,6 +94,17 @@ def _scratch_dir() -> Path:
     return path
 
 
+def _exit_on_sigterm() -> None:
+    """A plain ``kill`` of the process holding a server runs its exit handlers (``stop``): by
+    default SIGTERM ends Python without them and leaves the server running, orphaned."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 class PostgresServer:
     """A PostgreSQL server in a fresh temporary directory, stopped and removed on ``stop()`` (or at
     the end of a ``with`` block, or at interpreter exit if neither ran)."""
@@ -125,6 +137,7 @@ class PostgresServer:
         self._bin = bindir()
         self.dir = _scratch_dir()
         atexit.register(self.stop)
+        _exit_on_sigterm()
         try:
             self._run("initdb", "-D", str(self.dir / "data"), "-U", "postgres", "-A", "trust", "-E", "UTF8",
                       "--locale=C", "--no-sync", as_server=True)
