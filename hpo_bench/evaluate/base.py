@@ -11,7 +11,10 @@ own may do anything):
 
 1. ``config`` is a full evaluation config: the problem's fixed constants overridden by the sampled
    parameters (``Problem.config``). It holds at least ``REQUIRED_KEYS``; ``DEFAULTS`` fill the rest.
-   A config that lacks a key or asks for fewer than one epoch raises ``ValueError`` (bad input).
+   A config that lacks a key, asks for fewer than zero epochs or names an unknown pruning option
+   (``compression.pruning_options``) raises ``ValueError`` (bad input). ``epochs`` = 0 is one-shot
+   pruning: no fine-tuning, the result is the pruned model's score, the curve is empty and nothing
+   is reported.
 2. After each fine-tuning epoch e = 1, 2, ..., E the validation accuracy goes to
    ``reporter(e, value)``, in order, once per epoch, whether the value was trained now or replayed
    from a cache (``should_stop``, ``replay``). If the reporter answers True after an epoch e < E (an
@@ -42,7 +45,10 @@ Reporter = Callable[[int, float], bool]
 
 #: Config keys every evaluation needs (in the problem's space or its fixed constants).
 REQUIRED_KEYS = ("sparsity", "pattern", "lr", "epochs")
-#: Config keys that may be left out, and their values.
+#: Config keys that may be left out, and their values. (The pruning options ``criterion``,
+#: ``allocation``, ``owl_lambda``, ``owl_m`` and ``calibration_samples`` may be left out too; their
+#: defaults, ``compression.PRUNING_DEFAULTS``, are not filled in, so a config without them keeps the
+#: cache prefix, and the result, it always had.)
 DEFAULTS = {"batch_size": 64, "weight_decay": 0.0}
 
 
@@ -84,12 +90,18 @@ class EvaluatorLike(Protocol):
 
 def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """``config`` with ``DEFAULTS`` filled in; a ValueError naming what is missing or wrong."""
+    from ..compression import pruning_options
+
     missing = [k for k in REQUIRED_KEYS if k not in config]
     if missing:
         raise ValueError(f"config lacks {missing}: put them in the problem's space or its fixed constants")
     cfg = {**DEFAULTS, **config}
-    if int(cfg["epochs"]) < 1:
-        raise ValueError(f"config 'epochs' must be >= 1, got {cfg['epochs']!r}")
+    if int(cfg["epochs"]) < 0:
+        raise ValueError(f"config 'epochs' must be >= 0 (0: one-shot pruning, no fine-tuning), got {cfg['epochs']!r}")
+    pruning_options(cfg)
+    samples = cfg.get("calibration_samples", 1)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"config 'calibration_samples' must be an integer >= 1, got {samples!r}")
     return cfg
 
 

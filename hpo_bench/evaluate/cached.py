@@ -46,6 +46,15 @@ class CachingEvaluator:
         stored = self.store.curve(prefix)[:epochs]
         static = self.store.static(prefix)
 
+        if epochs == 0:  # one-shot pruning: prune and score (no fine-tune to cache; the metrics are kept)
+            run = self.inner.start(cfg, dense=self.dense())
+            if static is None:
+                self.store.put_prefix(prefix, self.problem.name, self.problem.fingerprint(), cfg, self.inner.seed,
+                                      device, run.static)
+                static = run.static
+            return self._result(static, [], 0, None, "one-shot", 0, t0, skipped=run.pruned.skipped,
+                                score=run.accuracy())
+
         # Replay what is known, exactly as a fresh run would have reported it.
         curve, stopped_at = replay(stored if static is not None else [], epochs, reporter)
         if static is not None and (stopped_at is not None or len(curve) == epochs):
@@ -79,7 +88,8 @@ class CachingEvaluator:
                             skipped=run.pruned.skipped)
 
     def _result(self, static: Mapping[str, float], curve: list[float], epochs: int, pruned_at: int | None,
-                outcome: str, trained: int, t0: float, skipped: list[str] | None = None) -> EvalResult:
+                outcome: str, trained: int, t0: float, skipped: list[str] | None = None,
+                score: float | None = None) -> EvalResult:
         info = {"cache": outcome, "epochs_trained": trained, "device": str(self.inner.device),
                 "seconds": time.perf_counter() - t0, "skipped_layers": skipped or []}
-        return make_result(self.problem.objectives, {"accuracy": curve[-1], **static}, curve, epochs, pruned_at, info)
+        return make_result(self.problem.objectives, {"accuracy": curve[-1] if curve else score, **static}, curve, epochs, pruned_at, info)

@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from ..compression.pruning import PruneResult, model_size_bytes, prune_model
+from ..compression.criteria import CALIBRATION_SAMPLES, calibration_batches
+from ..compression.pruning import PruneResult, model_size_bytes, prune_model, pruning_options
 from ..problems import Problem
 from .base import EvalResult, EvaluationFailed, Reporter, check_config, make_result, should_stop
 from .pretrained import dense_state
@@ -42,7 +43,13 @@ class FineTune:
         model.load_state_dict(dense)
         model.to(evaluator.device)
         self.model = model
-        self.pruned = prune_model(model, str(cfg["pattern"]), float(cfg["sparsity"]), evaluator.problem.prunable)
+        # A criterion or allocation that scores weights on data (wanda, taylor, owl) gets calibration
+        # batches of the training split drawn by the evaluation seed (compression/criteria.py); the
+        # others never draw them, so magnitude configs prune exactly as before.
+        samples = int(cfg.get("calibration_samples", CALIBRATION_SAMPLES))
+        self.pruned = prune_model(model, str(cfg["pattern"]), float(cfg["sparsity"]), evaluator.problem.prunable,
+                                  **pruning_options(cfg),
+                                  calibration=lambda: calibration_batches(self._train, self.seed, samples))
         self.static = static_metrics(model, self.pruned)
         self.latency_info: dict[str, Any] | None = None
         if "latency_ms" in evaluator.problem.objectives:
@@ -118,7 +125,8 @@ class Evaluator:
 
     def result(self, run: FineTune, curve: list[float], pruned_at: int | None,
                info: dict[str, Any]) -> EvalResult:
-        values = {"accuracy": curve[-1], **run.static}
+        # epochs = 0 (one-shot pruning): the pruned model's own score, before any fine-tuning
+        values = {"accuracy": curve[-1] if curve else run.accuracy(), **run.static}
         if run.latency_info is not None:
             info["latency"] = run.latency_info
         return make_result(self.problem.objectives, values, curve, int(run.cfg["epochs"]), pruned_at, info)

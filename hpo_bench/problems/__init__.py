@@ -4,7 +4,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .base import OBJECTIVES, Objective, Problem
-from .digits import digits_cnn, digits_mlp, digits_mlp_latency, digits_mlp_mo, digits_mlp_nuisance
+from .digits import (digits_cnn, digits_mlp, digits_mlp_criteria, digits_mlp_latency, digits_mlp_mo,
+                     digits_mlp_nuisance)
 from .synthetic import synthetic_mlp
 
 __all__ = ["OBJECTIVES", "Objective", "PROBLEMS", "Problem", "get_problem"]
@@ -15,6 +16,7 @@ PROBLEMS: dict[str, Callable[[], Problem]] = {
     "digits-mlp-latency": digits_mlp_latency,
     "digits-cnn": digits_cnn,
     "digits-mlp-nuisance": digits_mlp_nuisance,
+    "digits-mlp-criteria": digits_mlp_criteria,
     "synthetic-mlp": synthetic_mlp,
 }
 

@@ -120,8 +120,9 @@ class Problem:
     def _check_ranges(self) -> None:
         """The config keys the evaluator reads must be in range wherever they come from (fixed or
         searched), so a bad range fails here, not at the first trial."""
-        ranges = {"sparsity": (0.0, 1.0, "in [0, 1]"), "lr": (0.0, None, "> 0"), "epochs": (1, None, ">= 1"),
-                  "batch_size": (1, None, ">= 1"), "weight_decay": (0.0, None, ">= 0")}
+        ranges = {"sparsity": (0.0, 1.0, "in [0, 1]"), "lr": (0.0, None, "> 0"),
+                  "epochs": (0, None, ">= 0 (0: one-shot)"), "batch_size": (1, None, ">= 1"),
+                  "weight_decay": (0.0, None, ">= 0")}
         for key, (lo, hi, rule) in ranges.items():
             if key in self.fixed:
                 values = [self.fixed[key]]

@@ -9,6 +9,9 @@ Seconds on a 2-core CPU per fine-tune, so whole comparisons of search methods ru
 * ``digits-mlp-latency``: search the sparsity (0.5-0.98) and the pattern; objectives: accuracy and
   the latency of the validation pass after ``sparsify()`` (measured on the evaluating machine).
 * ``digits-cnn``: the same single-objective search on a small CNN.
+* ``digits-mlp-criteria``: the MLP at the same 97%, unstructured, searching *how* it is pruned:
+  the criterion (magnitude, wanda, taylor), the allocation across layers (global, uniform, erk, owl)
+  and OWL's lambda, with the fine-tune, whose epochs start at 0 (one-shot pruning).
 """
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ from torch.utils.data import TensorDataset
 from ..space import Categorical, Float, Int, SearchSpace
 from .base import Problem
 
-__all__ = ["digits_data", "digits_cnn", "digits_mlp", "digits_mlp_latency", "digits_mlp_mo", "digits_mlp_nuisance"]
+__all__ = ["digits_data", "digits_cnn", "digits_mlp", "digits_mlp_criteria", "digits_mlp_latency", "digits_mlp_mo",
+           "digits_mlp_nuisance"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -135,3 +139,31 @@ def digits_mlp_latency() -> Problem:
 def digits_cnn() -> Problem:
     return _pruned_to_target("digits-cnn", _SmallCNN, "small CNN on sklearn digits, pruned to 97%; maximise accuracy",
                              pretrain={"epochs": 15, "lr": 1e-3, "batch_size": 64, "seed": 0})
+
+
+def digits_mlp_criteria() -> Problem:
+    """``digits-mlp``'s MLP and 97% target, unstructured, with the pruning method searched: the
+    criterion, the allocation of the sparsity across the three layers, OWL's lambda (used only by
+    ``allocation = owl``; compression/allocation.py) and the fine-tune, from 0 epochs (one-shot: the
+    pruned model is scored as it is, the LLM practice) to 8. At 97% the first layer (64 x 512) has
+    no Wanda outliers at M = 5, so OWL prunes it hardest; lambda >= 0.2 prunes it entirely."""
+    train, val = digits_data()
+    return Problem(
+        name="digits-mlp-criteria",
+        model=_mlp,
+        train=train,
+        val=val,
+        space=SearchSpace({
+            "criterion": Categorical(["magnitude", "wanda", "taylor"]),
+            "allocation": Categorical(["global", "uniform", "erk", "owl"]),
+            "owl_lambda": Float(0.01, 0.2, log=True),
+            **_FINETUNE,
+            "epochs": Int(0, 8),
+        }),
+        objectives=("accuracy",),
+        fixed={"sparsity": 0.97, "pattern": "unstructured"},
+        default_config={"criterion": "magnitude", "allocation": "global", "owl_lambda": 0.08,
+                        **{k: v for k, v in _DEFAULT.items() if k != "pattern"}},
+        description="MLP on digits pruned to 97%: search criterion x allocation (+ OWL lambda) and the fine-tune "
+                    "(0 epochs = one-shot); maximise accuracy",
+    )
