@@ -75,7 +75,8 @@ def default_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def _check(scores: list[torch.Tensor], criterion: str) -> list[torch.Tensor]:
     for s in scores:
         if bool(torch.isnan(s).any()):
-            raise ValueError(f"{criterion} scores contain NaN (the calibration activations or gradients are not finite)")
+            raise ValueError(f"{criterion} scores contain NaN (the calibration activations or gradients "
+                             "are not finite)")
     return scores
 
 
@@ -143,7 +144,8 @@ def wanda_scores(model: torch.nn.Module, modules: Sequence[torch.nn.Module], bat
         else:
             if w.dim() != 2 or w.shape[1] != norm.numel():
                 raise ValueError(f"wanda: layer {type(module).__name__} with weight {tuple(w.shape)} takes "
-                                 f"{norm.numel()} input features; only Linear-like (out, in) and ConvNd weights are scored")
+                                 f"{norm.numel()} input features; only Linear-like (out, in) and ConvNd "
+                                 "weights are scored")
             feat = norm[None, :]
         out.append(w.abs().float() * feat)
     return _check(out, "wanda")
