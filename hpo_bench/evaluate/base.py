@@ -15,7 +15,7 @@ own may do anything):
    (``compression.pruning_options``) raises ``ValueError`` (bad input). ``epochs`` = 0 is one-shot
    pruning: no fine-tuning, the result is the pruned model's score, the curve is empty and nothing
    is reported.
-2. After each fine-tuning epoch e = 1, 2, ..., E the validation accuracy goes to
+2. After each fine-tuning epoch e = 1, 2, ..., E the validation score (``Problem.metric``) goes to
    ``reporter(e, value)``, in order, once per epoch, whether the value was trained now or replayed
    from a cache (``should_stop``, ``replay``). If the reporter answers True after an epoch e < E (an
    Optuna pruner said "stop"), the evaluation stops there and the result's ``pruned_at`` is e; an

@@ -53,7 +53,7 @@ class CachingEvaluator:
                                       device, run.static)
                 static = run.static
             return self._result(static, [], 0, None, "one-shot", 0, t0, skipped=run.pruned.skipped,
-                                score=run.accuracy())
+                                score=run.score())
 
         # Replay what is known, exactly as a fresh run would have reported it.
         curve, stopped_at = replay(stored if static is not None else [], epochs, reporter)
@@ -92,4 +92,4 @@ class CachingEvaluator:
                 score: float | None = None) -> EvalResult:
         info = {"cache": outcome, "epochs_trained": trained, "device": str(self.inner.device),
                 "seconds": time.perf_counter() - t0, "skipped_layers": skipped or []}
-        return make_result(self.problem.objectives, {"accuracy": curve[-1] if curve else score, **static}, curve, epochs, pruned_at, info)
+        return make_result(self.problem.objectives, {self.problem.metric: curve[-1] if curve else score, **static}, curve, epochs, pruned_at, info)

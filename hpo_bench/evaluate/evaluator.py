@@ -21,7 +21,7 @@ from ..compression.pruning import PruneResult, model_size_bytes, prune_model, pr
 from ..problems import Problem
 from .base import EvalResult, EvaluationFailed, Reporter, check_config, make_result, should_stop
 from .pretrained import dense_state
-from .training import DivergedError, as_tensors, evaluate_accuracy, train_epoch
+from .training import DivergedError, as_tensors, evaluate_metric, train_epoch
 
 __all__ = ["Evaluator", "FineTune", "static_metrics"]
 
@@ -38,6 +38,7 @@ class FineTune:
     def __init__(self, evaluator: Evaluator, cfg: dict[str, Any], dense: Mapping[str, torch.Tensor]):
         self.cfg = cfg
         self.seed = evaluator.seed
+        self.task = evaluator.problem.task
         self._train, self._val = evaluator.data()
         model = evaluator.problem.model()
         model.load_state_dict(dense)
@@ -61,18 +62,20 @@ class FineTune:
         self.optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
         self.epoch = 0
 
-    def accuracy(self) -> float:
-        return evaluate_accuracy(self.model, self._val)
+    def score(self) -> float:
+        """The problem's score on the validation data now (``Problem.metric``: accuracy, or a
+        language model's loss)."""
+        return evaluate_metric(self.model, self._val, self.task)
 
     def train_epoch(self) -> float:
-        """Train epoch ``self.epoch + 1``; returns the validation accuracy after it."""
+        """Train epoch ``self.epoch + 1``; returns the validation score after it."""
         try:
             train_epoch(self.model, self._train, self.optimizer, batch_size=int(self.cfg["batch_size"]),
                         seed=self.seed, epoch=self.epoch, masks=self.pruned.pairs())
         except DivergedError as e:
             raise EvaluationFailed(f"fine-tune diverged: {e}") from None
         self.epoch += 1
-        return self.accuracy()
+        return self.score()
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict[str, torch.Tensor]:
@@ -126,7 +129,7 @@ class Evaluator:
     def result(self, run: FineTune, curve: list[float], pruned_at: int | None,
                info: dict[str, Any]) -> EvalResult:
         # epochs = 0 (one-shot pruning): the pruned model's own score, before any fine-tuning
-        values = {"accuracy": curve[-1] if curve else run.accuracy(), **run.static}
+        values = {self.problem.metric: curve[-1] if curve else run.score(), **run.static}
         if run.latency_info is not None:
             info["latency"] = run.latency_info
         return make_result(self.problem.objectives, values, curve, int(run.cfg["epochs"]), pruned_at, info)
@@ -134,7 +137,7 @@ class Evaluator:
     def evaluate(self, config: Mapping[str, Any], reporter: Reporter | None = None) -> EvalResult:
         start = time.perf_counter()
         run = self.start(config)
-        acc_before = run.accuracy()
+        before = run.score()
         epochs = int(run.cfg["epochs"])
         curve: list[float] = []
         pruned_at = None
@@ -146,6 +149,6 @@ class Evaluator:
             if should_stop(reporter, epoch, curve[-1], epochs):
                 pruned_at = epoch
                 break
-        info = {"accuracy_before_finetune": acc_before, "device": str(self.device), "epochs_trained": len(curve),
+        info = {f"{self.problem.metric}_before_finetune": before, "device": str(self.device), "epochs_trained": len(curve),
                 "seconds": time.perf_counter() - start, "skipped_layers": run.pruned.skipped}
         return self.result(run, curve, pruned_at, info)

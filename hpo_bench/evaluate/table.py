@@ -51,7 +51,7 @@ class TableEvaluator:
                              f"(evaluate it on {self.source.name!r} first)")
         out, pruned_at = replay(curve[:epochs], epochs, reporter)
         info = {"cache": "table", "epochs_trained": 0, "device": self.device, "seconds": time.perf_counter() - t0}
-        return make_result(self.source.objectives, {"accuracy": out[-1], **static}, out, epochs, pruned_at, info)
+        return make_result(self.source.objectives, {self.source.metric: out[-1], **static}, out, epochs, pruned_at, info)
 
 
 def table_problem(spec: str) -> Problem:
@@ -76,7 +76,7 @@ def table_problem(spec: str) -> Problem:
             params[pname] = Categorical(levels[pname])
     table = Problem(
         name=f"table:{name}", model=source.model, train=source.train, val=source.val,
-        space=SearchSpace(params), objectives=source.objectives, fixed=source.fixed,
+        space=SearchSpace(params), objectives=source.objectives, fixed=source.fixed, task=source.task,
         # the source's untuned default (answered from the cache like any config), not a table level
         default_config={k: v for k, v in source.baseline_config().items() if k in source.space},
         pretrain=source.pretrain, pretrained_state=source.pretrained_state,

@@ -1,4 +1,4 @@
-"""The training primitives shared by pre-training and fine-tuning: one epoch, and accuracy.
+"""The training primitives shared by pre-training and fine-tuning: one epoch, and the score.
 
 Determinism: an epoch's data order, and the global random state it runs under (dropout, say), come
 from (seed, epoch) alone, so epoch e is the same whether training started at epoch 0 or resumed at
@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-__all__ = ["DivergedError", "as_tensors", "epoch_seed", "evaluate_accuracy", "train_epoch"]
+__all__ = ["DivergedError", "as_tensors", "epoch_seed", "evaluate_accuracy", "evaluate_loss", "evaluate_metric",
+           "train_epoch"]
 
 
 class DivergedError(RuntimeError):
@@ -84,3 +85,21 @@ def evaluate_accuracy(model: torch.nn.Module, data: tuple[torch.Tensor, torch.Te
         out = model(x[start : start + batch_size])
         correct += int((out.argmax(1) == y[start : start + batch_size]).sum())
     return correct / max(len(x), 1)
+
+
+@torch.no_grad()
+def evaluate_loss(model: torch.nn.Module, data: tuple[torch.Tensor, torch.Tensor], batch_size: int = 256) -> float:
+    """Mean cross-entropy over every target (every next byte of every window, for a language
+    model whose logits are laid out (batch, vocab, time))."""
+    x, y = data
+    model.eval()
+    total = 0.0
+    for start in range(0, len(x), batch_size):
+        out = model(x[start : start + batch_size])
+        total += float(torch.nn.functional.cross_entropy(out.float(), y[start : start + batch_size], reduction="sum"))
+    return total / max(y.numel(), 1)
+
+
+def evaluate_metric(model: torch.nn.Module, data: tuple[torch.Tensor, torch.Tensor], task: str) -> float:
+    """A problem's score (``problems.TASKS``): accuracy for classification, loss for a language model."""
+    return evaluate_loss(model, data) if task == "language_model" else evaluate_accuracy(model, data)

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .base import OBJECTIVES, Objective, Problem
+from .base import OBJECTIVES, TASKS, Objective, Problem
 from .digits import (digits_cnn, digits_mlp, digits_mlp_criteria, digits_mlp_latency, digits_mlp_mo,
                      digits_mlp_nuisance)
+from .lm import lm_bytes, lm_bytes_mo
 from .synthetic import synthetic_mlp
 
-__all__ = ["OBJECTIVES", "Objective", "PROBLEMS", "Problem", "get_problem"]
+__all__ = ["OBJECTIVES", "Objective", "PROBLEMS", "Problem", "TASKS", "get_problem"]
 
 PROBLEMS: dict[str, Callable[[], Problem]] = {
     "digits-mlp": digits_mlp,
@@ -18,6 +19,8 @@ PROBLEMS: dict[str, Callable[[], Problem]] = {
     "digits-mlp-nuisance": digits_mlp_nuisance,
     "digits-mlp-criteria": digits_mlp_criteria,
     "synthetic-mlp": synthetic_mlp,
+    "lm-bytes": lm_bytes,
+    "lm-bytes-mo": lm_bytes_mo,
 }
 
 

@@ -21,7 +21,12 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ..space import SearchSpace
 
-__all__ = ["OBJECTIVES", "Objective", "Problem", "tensor_digest"]
+__all__ = ["OBJECTIVES", "Objective", "Problem", "TASKS", "tensor_digest"]
+
+#: What a model is trained and scored for, and the objective that scores it: ``classification``
+#: (inputs -> class logits; accuracy) or ``language_model`` (byte ids -> next-byte logits laid out
+#: (batch, vocab, time); mean cross-entropy). Both train with cross-entropy (evaluate/training.py).
+TASKS: dict[str, str] = {"classification": "accuracy", "language_model": "val_loss"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,8 @@ OBJECTIVES: dict[str, Objective] = {
     o.name: o
     for o in (
         Objective("accuracy", "maximize", "validation accuracy of the pruned, fine-tuned model"),
+        Objective("val_loss", "minimize", "validation loss (mean cross-entropy, nats) of the pruned, fine-tuned "
+                  "language model; perplexity is its exp"),
         Objective("sparsity", "maximize", "fraction of prunable weights that are zero"),
         Objective("size_bytes", "minimize", "model size in bytes, pruned layers stored as CSR"),
         Objective("latency_ms", "minimize",
@@ -68,6 +75,8 @@ class Problem:
             dense model, or None when ``pretrained_state`` is given.
         pretrained_state: a state_dict of the already-trained dense model.
         prunable: decides which modules' weights are pruned (default: every Linear and Conv2d).
+        task: ``classification`` (the default) or ``language_model`` (``TASKS``): what the model
+            is scored by after each epoch; the first objective must be that score.
         evaluator_factory: for a problem that answers configs itself (a ``table:`` problem, answered
             from the checkpoint cache): ``(device, seed) -> evaluator``; None (the default) means
             "prune, fine-tune and score" (``hpo_bench.evaluate.make_evaluator``).
@@ -90,6 +99,7 @@ class Problem:
     )
     description: str = ""
     evaluator_factory: Callable[[str, int], Any] | None = None
+    task: str = "classification"
 
     def __post_init__(self) -> None:
         if isinstance(self.train, DataLoader):
@@ -101,6 +111,11 @@ class Problem:
         self.objectives = tuple(self.objectives)
         if not self.objectives:
             raise ValueError(f"problem {self.name!r}: at least one objective is needed")
+        if self.task not in TASKS:
+            raise ValueError(f"problem {self.name!r}: unknown task {self.task!r}; known: {', '.join(TASKS)}")
+        if self.objectives[0] != TASKS[self.task]:
+            raise ValueError(f"problem {self.name!r}: a {self.task} problem's first objective is "
+                             f"{TASKS[self.task]!r} (the score after each epoch), not {self.objectives[0]!r}")
         for o in self.objectives:
             if o not in OBJECTIVES:
                 raise ValueError(
@@ -145,6 +160,11 @@ class Problem:
         return [OBJECTIVES[o].direction for o in self.objectives]
 
     @property
+    def metric(self) -> str:
+        """The score measured after each fine-tuning epoch (the primary objective)."""
+        return TASKS[self.task]
+
+    @property
     def multi_objective(self) -> bool:
         return len(self.objectives) > 1
 
@@ -167,11 +187,11 @@ class Problem:
             h.update(repr(arch).encode())
             for ds in (self.train, self.val):
                 h.update(_dataset_digest(ds).encode())
-            h.update(json.dumps(
-                {"space": self.space.describe(), "objectives": self.objectives,
-                 "fixed": dict(self.fixed), "pretrain": dict(self.pretrain or {})},
-                sort_keys=True, default=repr,
-            ).encode())
+            identity = {"space": self.space.describe(), "objectives": self.objectives,
+                        "fixed": dict(self.fixed), "pretrain": dict(self.pretrain or {})}
+            if self.task != "classification":  # (so every classification problem keeps its fingerprint)
+                identity["task"] = self.task
+            h.update(json.dumps(identity, sort_keys=True, default=repr).encode())
             if self.pretrained_state is not None:
                 h.update(tensor_digest(*self.pretrained_state.values()).encode())
             self._fingerprint = h.hexdigest()[:16]

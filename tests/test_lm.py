@@ -1,0 +1,117 @@
+"""The language-model problem (problems/lm.py): its corpus, its model, and that it trains, prunes,
+fine-tunes deterministically and resumes exactly like the digits problems.
+
+Sizes here are cut down (width 32, 64 training windows) so each test takes about a second."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from hpo_bench.evaluate import CachingEvaluator, CheckpointStore, Evaluator
+from hpo_bench.evaluate.pretrained import pretrain_dense
+from hpo_bench.problems import PROBLEMS, get_problem
+from hpo_bench.problems.lm import CORPUS_MODULES, TinyGPT, block_linear, lm_corpus, lm_windows
+
+SMALL = {"width": 32, "depth": 1, "heads": 2, "context": 16, "n_train": 64, "n_val": 32, "batch_size": 8,
+         "pretrain_epochs": 3}
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return get_problem("lm-bytes", **SMALL)
+
+
+def test_the_corpus_is_the_named_stdlib_modules_in_order():
+    import sysconfig
+    from pathlib import Path
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    text = lm_corpus()
+    first = (stdlib / CORPUS_MODULES[0]).read_bytes()
+    assert text.startswith(first) and len(text) == sum((stdlib / m).stat().st_size for m in CORPUS_MODULES)
+
+
+def test_windows_are_next_byte_pairs_and_train_precedes_val():
+    data = bytes(range(256)) * 40
+    train, val = lm_windows(data, 8, 10, 4)
+    x, y = train.tensors
+    assert x.shape == y.shape == (10, 8)
+    assert torch.equal(x[:, 1:], y[:, :-1])  # y is x shifted by one byte
+    split = int(len(data) * 0.9)
+    assert int(val.tensors[0][0, 0]) == data[split]  # validation starts where training text ends
+    with pytest.raises(ValueError, match="windows of 9, 5000 needed"):
+        lm_windows(data, 8, 5000, 4)
+
+
+def test_a_data_file_replaces_the_corpus(tmp_path):
+    f = tmp_path / "t.txt"
+    f.write_text("hello world. " * 2000)
+    p = get_problem("lm-bytes", data_file=str(f), **SMALL)
+    q = get_problem("lm-bytes", **SMALL)
+    assert p.fingerprint() != q.fingerprint() and "data_file=" in p.name
+    with pytest.raises(ValueError, match="does not exist"):
+        get_problem("lm-bytes", data_file=str(tmp_path / "missing.txt"))
+
+
+def test_the_model_is_causal():
+    torch.manual_seed(0)
+    m = TinyGPT(256, 32, 1, 2, 16).eval()
+    x = torch.randint(0, 256, (1, 16))
+    y = x.clone()
+    y[0, 10] = (y[0, 10] + 1) % 256  # change a later byte: earlier predictions must not move
+    a, b = m(x), m(y)
+    assert a.shape == (1, 256, 16)
+    assert torch.allclose(a[..., :10], b[..., :10]) and not torch.allclose(a[..., 10:], b[..., 10:])
+
+
+def test_pruning_takes_the_blocks_linears_and_leaves_the_head(lm):
+    m = lm.model()
+    pruned = [name for name, mod in m.named_modules() if block_linear(mod)]
+    assert pruned == ["blocks.0.qkv", "blocks.0.proj", "blocks.0.fc1", "blocks.0.fc2"]
+
+
+def test_pretraining_lowers_the_loss():
+    from hpo_bench.evaluate.training import as_tensors, evaluate_metric
+
+    lm = get_problem("lm-bytes", **{**SMALL, "pretrain_epochs": 10})
+    val = as_tensors(lm.val, torch.device("cpu"))
+    torch.manual_seed(0)
+    untrained = evaluate_metric(lm.model(), val, "language_model")
+    assert abs(untrained - math.log(256)) < 0.5  # a random byte model: about ln 256 nats
+    trained = lm.model()
+    trained.load_state_dict(pretrain_dense(lm))
+    assert evaluate_metric(trained, val, "language_model") < untrained - 1.0
+
+
+def test_fine_tune_is_deterministic_and_resumes_exactly(lm, tmp_path):
+    cfg = {**lm.baseline_config(), "epochs": 3}
+    a = Evaluator(lm).evaluate(cfg)
+    b = Evaluator(lm).evaluate(cfg)
+    assert a.curve == b.curve and len(a.curve) == 3 and set(a.values) >= {"val_loss"}
+    store = CheckpointStore(tmp_path / "cache")
+    cached = CachingEvaluator(Evaluator(lm), store)
+    short = cached.evaluate({**cfg, "epochs": 1})
+    resumed = cached.evaluate(cfg)  # resumes from the 1-epoch checkpoint
+    assert short.curve == a.curve[:1] and resumed.curve == a.curve
+    assert resumed.info["epochs_trained"] == 2
+    assert cached.evaluate(cfg).curve == a.curve  # an exact hit replays it
+
+
+def test_the_registry_lists_both_language_models():
+    assert {"lm-bytes", "lm-bytes-mo"} <= set(PROBLEMS)
+    mo = get_problem("lm-bytes-mo", **SMALL)
+    assert mo.objectives == ("val_loss", "sparsity") and mo.directions == ["minimize", "maximize"]
+
+
+def test_one_shot_pruning_scores_the_pruned_model(lm):
+    """epochs = 0, the LLM practice: the pruned model's loss, worse than the dense model's."""
+    from hpo_bench.evaluate.training import as_tensors, evaluate_metric
+
+    dense = lm.model()
+    dense.load_state_dict(pretrain_dense(lm))
+    dense_loss = evaluate_metric(dense, as_tensors(lm.val, torch.device("cpu")), "language_model")
+    r = Evaluator(lm).evaluate({**lm.baseline_config(), "epochs": 0})
+    assert r.curve == [] and r.values["val_loss"] > dense_loss
+    assert r.values["val_loss"] == r.info["val_loss_before_finetune"]
