@@ -280,7 +280,7 @@ def test_summary_keeps_every_earlier_key(make, name):
     res = make()
     summary = _timeless(summarize(res))
     old = [k for k in summary if k not in ("time_to_target", "front_trials", "front_hypervolumes",
-                                            "baseline_hypervolume")]
+                                            "baseline_hypervolume", "best_found")]
     assert old == _OLD_KEYS + (["hv_reference", "fronts"] if name == "multi" else [])  # the same keys, in order
     assert list(summary)[:len(old)] == old  # new keys only after the old ones
     assert summary["time_to_target"]["fraction"] == 0.99
@@ -349,3 +349,17 @@ def test_single_objective_report_has_time_to_target_table(tmp_path):
             assert cells[2 * i] == f"{d['reached']}/3"
             assert cells[2 * i + 1] == ("-" if d["median_epochs"] is None else f"{d['median_epochs']:g}")
     assert rows["b"][:2] == ["3/3", "3"]
+
+
+@pytest.mark.parametrize("make", [_hand_so, _hand_min], ids=["max", "min"])
+def test_best_found_is_the_best_credited_trial_of_any_run(make, tmp_path):
+    res = make()
+    done = [(r, t) for r in res.runs for t in _brute_credited(r) if t.state == "COMPLETE"]
+    sign = 1 if res.directions[0] == "maximize" else -1
+    top = max(sign * t.values[0] for _, t in done)
+    best = summarize(res)["best_found"]
+    assert sign * best["values"][res.objectives[0]] == top
+    assert any(t.params == best["params"] and r.method == best["method"] and r.seed == best["seed"]
+               for r, t in done if sign * t.values[0] == top)
+    write_report(tmp_path, res)
+    assert "Best found:" in (tmp_path / "report.md").read_text()

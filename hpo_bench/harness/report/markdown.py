@@ -78,7 +78,13 @@ def _markdown(summary: dict[str, Any], plots: dict[str, Path]) -> str:
                                                    else "") + ".", ""]
         else:
             obj = summary["objectives"][0]
-            lines += [f"Untuned default: {obj} {fmt(vals.get(obj))}.", ""]
+            cfg = ", ".join(f"{k}={fmt(v)}" for k, v in summary["baseline"].get("config", {}).items())
+            lines += [f"Untuned default: {obj} {fmt(vals.get(obj))} ({cfg}).", ""]
+    if (best := summary.get("best_found")) is not None:
+        obj = summary["objectives"][0]
+        cfg = ", ".join(f"{k}={fmt(v)}" for k, v in best["params"].items())
+        lines += [f"Best found: {obj} {fmt(best['values'][obj])} by {best['method']} seed {best['seed']} "
+                  f"(trial {best['trial']}: {cfg}).", ""]
     lines += [f"![{'hypervolume' if multi else 'best'} so far]({plots['trajectories'].name})", "",
               f"![final results]({plots['finals'].name})", ""]
     lines += _time_to_target(summary, plots)

@@ -24,7 +24,7 @@ from ..budget import Budget
 from ..results import CompareResult, RunResult, TrialRecord
 from ..stats import average_ranks, hypervolume_2d, median_iqr, pareto_front, prob_beats, wilcoxon
 
-__all__ = ["HV_REFERENCE", "TARGET_FRACTION", "TARGET_FRACTIONS", "final", "hv_reference", "summarize",
+__all__ = ["HV_REFERENCE", "TARGET_FRACTION", "TARGET_FRACTIONS", "best_found", "final", "hv_reference", "summarize",
            "target_value", "time_to_target", "within_budget"]
 
 # Hypervolume reference point per objective (in the objective's own units): the worst value that
@@ -272,7 +272,25 @@ def summarize(result: CompareResult) -> dict[str, Any]:
         if all(isinstance(base.get(o), (int, float)) for o in result.objectives[:2]):
             out["baseline_hypervolume"] = hypervolume_2d([[base[o] for o in result.objectives[:2]]],
                                                          ref, result.directions[:2])  # type: ignore[arg-type]
+    if not multi:
+        out["best_found"] = best_found(result)
     return out
+
+
+def best_found(result: CompareResult) -> dict[str, Any] | None:
+    """The best credited trial of any method and seed (primary objective; earliest on ties): what
+    the search bought, beside the untuned default."""
+    best: tuple[RunResult, TrialRecord] | None = None
+    for r in result.runs:
+        for t in within_budget(r):
+            if t.state == "COMPLETE" and t.values and (
+                    best is None or _goodness(r, t.values[0]) > _goodness(best[0], best[1].values[0])):  # type: ignore[index]
+                best = (r, t)
+    if best is None:
+        return None
+    r, t = best
+    return {"method": r.method, "seed": r.seed, "trial": t.number, "values": dict(zip(result.objectives, t.values)),
+            "params": dict(t.params)}
 
 
 def _front(run: RunResult) -> list[TrialRecord]:
