@@ -1,5 +1,6 @@
 // bindings.cpp -- the only file that knows Python: exposes csrc/magnitude.h (magnitude and N:M
-// pruning) and csrc/spmm.h (sparse x dense products) as hpo_bench._native, which the native
+// pruning), csrc/score.h (pruning by scores) and csrc/spmm.h (sparse x dense products) as
+// hpo_bench._native, which the native
 // backend hpo_bench/ops/native.py wraps (typed in hpo_bench/_native.pyi).
 //
 // Tensors cross as plain integers (tensor.data_ptr(), numel) plus a dtype code (0 float32,
@@ -13,9 +14,11 @@
 #include <vector>
 
 #include "magnitude.h"
+#include "score.h"
 #include "spmm.h"
 
 namespace py = pybind11;
+using hpo_native::ScoredTensor;
 using hpo_native::Segment;
 
 namespace {
@@ -32,6 +35,28 @@ std::vector<Segment> segments(const std::vector<uintptr_t>& ptrs, const std::vec
                       masks.empty() ? nullptr : reinterpret_cast<uint8_t*>(masks[i])};
   }
   return segs;
+}
+
+// One ScoredTensor per tensor; `outs` are the masks (score_prune) or the k-th values (score_kth).
+std::vector<ScoredTensor> scored(const std::vector<uintptr_t>& weights,
+                                 const std::vector<uintptr_t>& scores,
+                                 const std::vector<int64_t>& sizes, const std::vector<int>& wdtypes,
+                                 const std::vector<int>& sdtypes, const std::vector<int64_t>& rows,
+                                 const std::vector<uintptr_t>& outs, bool outs_are_masks) {
+  const size_t n = scores.size();
+  if ((!weights.empty() && weights.size() != n) || sizes.size() != n ||
+      (!wdtypes.empty() && wdtypes.size() != n) || sdtypes.size() != n || rows.size() != n ||
+      outs.size() != n)
+    throw std::invalid_argument("one entry per tensor in every list");
+  std::vector<ScoredTensor> ts(n);
+  for (size_t i = 0; i < n; ++i) {
+    ts[i] = ScoredTensor{weights.empty() ? nullptr : reinterpret_cast<void*>(weights[i]),
+                         wdtypes.empty() ? sdtypes[i] : wdtypes[i],
+                         reinterpret_cast<const void*>(scores[i]), sdtypes[i], sizes[i], rows[i],
+                         outs_are_masks ? reinterpret_cast<uint8_t*>(outs[i]) : nullptr,
+                         outs_are_masks ? nullptr : reinterpret_cast<float*>(outs[i])};
+  }
+  return ts;
 }
 
 }  // namespace
@@ -74,6 +99,42 @@ PYBIND11_MODULE(_native, m) {
       py::arg("ptr"), py::arg("size"), py::arg("dtype"), py::arg("mask"), py::arg("n"),
       py::arg("m"), py::arg("threads"),
       "N:M pruning in place: keep the n largest |w| of every m consecutive; write the uint8 mask.");
+
+  // Pruning by scores (csrc/score.h). group: 0 global (ks = [k]), 1 per tensor, 2 per row (ks[i]
+  // per row of tensor i, which is rows[i] x (sizes[i] / rows[i])).
+  m.def(
+      "score_prune",
+      [](const std::vector<uintptr_t>& weights, const std::vector<uintptr_t>& scores,
+         const std::vector<int64_t>& sizes, const std::vector<int>& wdtypes,
+         const std::vector<int>& sdtypes, const std::vector<uintptr_t>& masks,
+         const std::vector<int64_t>& rows, int group, const std::vector<int64_t>& ks, int threads,
+         bool simd) {
+        if (weights.size() != scores.size() || wdtypes.size() != scores.size())
+          throw std::invalid_argument("one weight per score tensor");
+        const auto ts = scored(weights, scores, sizes, wdtypes, sdtypes, rows, masks, true);
+        py::gil_scoped_release nogil;
+        hpo_native::score_prune(ts, group, ks, threads, simd);
+      },
+      py::arg("weights"), py::arg("scores"), py::arg("sizes"), py::arg("wdtypes"),
+      py::arg("sdtypes"), py::arg("masks"), py::arg("rows"), py::arg("group"), py::arg("ks"),
+      py::arg("threads"), py::arg("simd") = true,
+      "Zero the weights of the k smallest scores of each group (ties: lowest position first); "
+      "write uint8 masks. ValueError on a NaN or negative score (then no weight is changed).");
+
+  m.def(
+      "score_kth",
+      [](const std::vector<uintptr_t>& scores, const std::vector<int64_t>& sizes,
+         const std::vector<int>& sdtypes, const std::vector<uintptr_t>& outs,
+         const std::vector<int64_t>& rows, int group, const std::vector<int64_t>& ks, int threads,
+         bool simd) {
+        const auto ts = scored({}, scores, sizes, {}, sdtypes, rows, outs, false);
+        py::gil_scoped_release nogil;
+        hpo_native::score_kth(ts, group, ks, threads, simd);
+      },
+      py::arg("scores"), py::arg("sizes"), py::arg("sdtypes"), py::arg("outs"), py::arg("rows"),
+      py::arg("group"), py::arg("ks"), py::arg("threads"), py::arg("simd") = true,
+      "The k-th smallest score of each group as float32 (-inf where k == 0): one per row for "
+      "group 2, else one per tensor.");
 
   // Sparse inference (csrc/spmm.h): float32 y[batch, rows] = x[batch, cols] @ W.T (+ bias, 0 = none).
   m.def(

@@ -251,32 +251,32 @@ Selection<Key> select_kth(const Layout& L, int64_t k, Key inf_key) {
 }
 
 // ------------------------------------------------------------------ fused prune pass
-// Keeps keys > t (kPruneTies) or keys >= t, writes the mask, zeroes the rest. Branch-free, so it
-// vectorizes.
-template <class R, bool kPruneTies>
+// Keeps keys > t (kPruneTies) or keys >= t, writes the mask, zeroes the rest (kZero; else the
+// buffer is only read: select_mask). Branch-free, so it vectorizes.
+template <class R, bool kPruneTies, bool kZero>
 HPO_ALWAYS_INLINE void apply_body(typename R::Raw* p, uint8_t* mask, int64_t n, typename R::Key t) {
   using Raw = typename R::Raw;
   for (int64_t i = 0; i < n; ++i) {
     const auto k = R::key(p[i]);
     const bool keep = kPruneTies ? k > t : k >= t;
     mask[i] = keep;
-    p[i] &= static_cast<Raw>(Raw(0) - Raw(keep));  // all ones if kept, else +0.0
+    if constexpr (kZero) p[i] &= static_cast<Raw>(Raw(0) - Raw(keep));  // all ones if kept, else +0.0
   }
 }
 
-template <class R, bool kPruneTies>
+template <class R, bool kPruneTies, bool kZero>
 HPO_TARGET_AVX2 void apply_avx2(typename R::Raw* p, uint8_t* mask, int64_t n, typename R::Key t) {
-  apply_body<R, kPruneTies>(p, mask, n, t);
+  apply_body<R, kPruneTies, kZero>(p, mask, n, t);
 }
 
-template <class R, bool kPruneTies>
+template <class R, bool kPruneTies, bool kZero>
 void apply_span(typename R::Raw* p, uint8_t* mask, int64_t n, typename R::Key t) {
-  if (cpu_has_avx2()) apply_avx2<R, kPruneTies>(p, mask, n, t);
-  else apply_body<R, kPruneTies>(p, mask, n, t);
+  if (cpu_has_avx2()) apply_avx2<R, kPruneTies, kZero>(p, mask, n, t);
+  else apply_body<R, kPruneTies, kZero>(p, mask, n, t);
 }
 
 // Element by element: prunes keys < t and the first `ties` keys == t; returns the ties left.
-template <class R>
+template <class R, bool kZero>
 int64_t apply_scalar(typename R::Raw* p, uint8_t* mask, int64_t n, typename R::Key t,
                      int64_t ties) {
   using Raw = typename R::Raw;
@@ -288,7 +288,7 @@ int64_t apply_scalar(typename R::Raw* p, uint8_t* mask, int64_t n, typename R::K
       ties -= !keep;
     }
     mask[i] = keep;
-    p[i] &= static_cast<Raw>(Raw(0) - Raw(keep));
+    if constexpr (kZero) p[i] &= static_cast<Raw>(Raw(0) - Raw(keep));
   }
   return ties;
 }
@@ -296,7 +296,7 @@ int64_t apply_scalar(typename R::Raw* p, uint8_t* mask, int64_t n, typename R::K
 // Prunes keys < t and the first `ties` keys == t; returns how many ties are left to prune. Ties are
 // few, so it works by blocks: a block holding no more ties than are left prunes them all, the one
 // block where the quota runs out goes element by element, and the rest keeps every tie.
-template <class R>
+template <class R, bool kZero>
 int64_t apply_loop(typename R::Raw* p, uint8_t* mask, int64_t n, typename R::Key t, int64_t ties) {
   constexpr int64_t kBlock = 512;
   int64_t i = 0;
@@ -305,17 +305,17 @@ int64_t apply_loop(typename R::Raw* p, uint8_t* mask, int64_t n, typename R::Key
     int64_t eq = 0;
     for (int64_t j = i; j < i + len; ++j) eq += R::key(p[j]) == t;
     if (eq <= ties) {
-      apply_span<R, true>(p + i, mask + i, len, t);
+      apply_span<R, true, kZero>(p + i, mask + i, len, t);
       ties -= eq;
       continue;
     }
-    ties = apply_scalar<R>(p + i, mask + i, len, t, ties);
+    ties = apply_scalar<R, kZero>(p + i, mask + i, len, t, ties);
   }
-  if (i < n) apply_span<R, false>(p + i, mask + i, n - i, t);
+  if (i < n) apply_span<R, false, kZero>(p + i, mask + i, n - i, t);
   return ties;
 }
 
-template <class Key>
+template <class Key, bool kZero>
 void apply_prune(const Layout& L, const Selection<Key>& s) {
   // Ties are pruned lowest position first: chunk c prunes what its predecessors left over.
   std::vector<int64_t> quota(L.nchunks());
@@ -327,7 +327,7 @@ void apply_prune(const Layout& L, const Selection<Key>& s) {
   L.parallel_chunks([&](int c) {
     int64_t ties = quota[c];
     visit_chunk<Key>(L, c, [&](auto rd, auto* p, int64_t n, uint8_t* mask) {
-      ties = apply_loop<decltype(rd)>(p, mask, n, s.key, ties);
+      ties = apply_loop<decltype(rd), kZero>(p, mask, n, s.key, ties);
     });
   });
 }
@@ -398,7 +398,21 @@ void prune(const std::vector<Segment>& segs, int64_t k, int threads) {
       keep_all(L);
       return;
     }
-    apply_prune<Key>(L, select_kth<Key>(L, k, static_cast<Key>(inf_key)));
+    apply_prune<Key, true>(L, select_kth<Key>(L, k, static_cast<Key>(inf_key)));
+  });
+}
+
+void select_mask(const std::vector<Segment>& segs, int64_t k, int threads) {
+  check_args(segs, k, 0, total_of(segs));
+  const Layout L(segs, threads);
+  dispatch(segs, [&](auto key0, auto inf_key) {
+    using Key = decltype(key0);
+    if (k == 0) {
+      check_no_nan_scan<Key>(L, static_cast<Key>(inf_key));
+      keep_all(L);
+      return;
+    }
+    apply_prune<Key, false>(L, select_kth<Key>(L, k, static_cast<Key>(inf_key)));
   });
 }
 

@@ -25,6 +25,10 @@ double kth_magnitude(const std::vector<Segment>& segs, int64_t k, int threads);
 // by lowest global position first. Writes each segment's mask (1 = kept) and zeroes pruned weights.
 void prune(const std::vector<Segment>& segs, int64_t k, int threads);
 
+// The masks prune() would write, without changing the buffers (selection by the keys of the
+// buffers, e.g. scores, whose masks then prune other buffers: csrc/score.cpp).
+void select_mask(const std::vector<Segment>& segs, int64_t k, int threads);
+
 // N:M pruning of one buffer: in each group of m consecutive elements keep the n largest |w| (ties:
 // lowest positions pruned first); writes the mask and zeroes the rest. seg.n % m == 0.
 void nm_prune(const Segment& seg, int n, int m, int threads);

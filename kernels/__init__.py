@@ -2,13 +2,14 @@
 
 This package implements ``hpo_bench.ops.protocol.Backend`` (its docstring says what ops has checked
 before each call, the tie rule, what comes back and what is raised): ``kth_magnitude``, ``prune_``,
-``nm_mask_prune_`` for pruning, and ``SPARSE_FORMATS``, ``supports``, ``sparse_linear`` for sparse
+``nm_mask_prune_``, ``score_prune_``, ``score_kth`` for pruning, and ``SPARSE_FORMATS``, ``supports``, ``sparse_linear`` for sparse
 products (BSR only; ``ops`` runs its reference for every product ``supports`` declines). It adds
 ``available`` and ``unavailable_reason``: importing this package never fails, and Triton is
 imported lazily and once; ``available()`` says whether the kernels can run here.
 
 One module per op, each with its kernel(s) and launcher: select.py (radix select of the k-th |w|),
-apply.py (global prune with the tie rule), nm.py (N:M), and _common.py (keys and chunk tables);
+apply.py (global prune with the tie rule), nm.py (N:M), score.py (pruning by score: a radix select
+per row, or the global kernels on the scores), and _common.py (keys and chunk tables);
 bsr.py (BSR x dense, tl.dot per nonzero block) and skinny.py (batch <= 16, GEMV-like) for
 ``sparse_linear``, imported on first use only. Like every backend, this package imports only the
 bottom of ``hpo_bench.ops`` (``formats``), never the ops that dispatch here.
@@ -20,8 +21,8 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["SPARSE_FORMATS", "available", "kth_magnitude", "nm_mask_prune_", "prune_", "sparse_linear",
-           "supports", "unavailable_reason"]
+__all__ = ["SPARSE_FORMATS", "available", "kth_magnitude", "nm_mask_prune_", "prune_", "score_kth",
+           "score_prune_", "sparse_linear", "supports", "unavailable_reason"]
 
 SPARSE_FORMATS: tuple[str, ...] = ("bsr",)  # any dtype ops accepts; any block size 4..64
 
@@ -44,7 +45,7 @@ def _check() -> None:
         _reason = "no CUDA device (set TRITON_INTERPRET=1 to run the kernels on CPU, slowly)"
         return
     try:
-        from . import apply, nm, select  # noqa: F401  (compiles nothing; catches API breaks)
+        from . import apply, nm, score, select  # noqa: F401  (compiles nothing; catches API breaks)
     except Exception as e:  # noqa: BLE001
         _reason = f"the Triton kernels do not import ({type(e).__name__}: {e})"
 
@@ -117,6 +118,32 @@ def nm_mask_prune_(tensor, n: int, m: int):
     with torch.no_grad():
         tensor.copy_(work)
     return mask.to(tensor.device)
+
+
+def score_prune_(weights, scores, group: str, ks):
+    import torch
+
+    from .score import score_prune_ as run
+
+    weights, scores = list(weights), list(scores)
+    ctx, work, copied = _on_device(weights + scores)
+    with ctx:
+        masks = run(work[: len(weights)], work[len(weights):], group, list(ks))
+    if not copied:
+        return masks
+    with torch.no_grad():
+        for t, w in zip(weights, work):
+            t.copy_(w)
+    return [m.to(t.device) for m, t in zip(masks, weights)]
+
+
+def score_kth(scores, group: str, ks):
+    from .score import score_kth as run
+
+    scores = list(scores)
+    ctx, work, _ = _on_device(scores)
+    with ctx:
+        return run(work, group, list(ks))
 
 
 def supports(x2, sw, bias) -> bool:

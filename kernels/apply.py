@@ -41,7 +41,8 @@ def _count_eq_kernel(tab_ptr, state_ptr, counts_ptr, SRC: tl.constexpr, KEY32: t
 
 @triton.jit
 def _apply_block(base, mbase, offs, n, t, r, seen, SRC: tl.constexpr, KEY32: tl.constexpr,
-                 SPLIT: tl.constexpr, MASKED: tl.constexpr, ALIGNED: tl.constexpr):
+                 SPLIT: tl.constexpr, MASKED: tl.constexpr, ALIGNED: tl.constexpr,
+                 ZERO: tl.constexpr):
     valid = offs < n
     key = load_keys(base, offs, valid, SRC, KEY32, MASKED, ALIGNED)
     if SPLIT:
@@ -54,7 +55,8 @@ def _apply_block(base, mbase, offs, n, t, r, seen, SRC: tl.constexpr, KEY32: tl.
         prune = key <= t
     if MASKED:
         prune = prune & valid
-    zero_at(base, offs, prune, SRC, KEY32)
+    if ZERO:
+        zero_at(base, offs, prune, SRC, KEY32)
     m = mbase.to(tl.pointer_type(tl.int8))
     if ALIGNED:  # host checked weight and mask addresses
         m = tl.multiple_of(m, 16)
@@ -66,9 +68,10 @@ def _apply_block(base, mbase, offs, n, t, r, seen, SRC: tl.constexpr, KEY32: tl.
 
 
 @triton.jit
-def _apply_kernel(tab_ptr, state_ptr, before_ptr, SRC: tl.constexpr, KEY32: tl.constexpr,
-                  SPLIT: tl.constexpr, ALIGNED: tl.constexpr, BLOCK: tl.constexpr):
-    """Prune key < t, and key == t while the tie's global rank < r (state[1]); write the masks."""
+def _apply_rows(tab_ptr, state_ptr, before_ptr, SRC: tl.constexpr, KEY32: tl.constexpr,
+                SPLIT: tl.constexpr, ALIGNED: tl.constexpr, BLOCK: tl.constexpr,
+                ZERO: tl.constexpr):
+    """The body of ``_apply_kernel`` (ZERO) and ``_mask_kernel`` (masks only)."""
     row = tl.program_id(0).to(tl.int64)
     base = tl.load(tab_ptr + row * 4)
     n = tl.load(tab_ptr + row * 4 + 1)
@@ -83,15 +86,35 @@ def _apply_kernel(tab_ptr, state_ptr, before_ptr, SRC: tl.constexpr, KEY32: tl.c
     n_full = n - n % BLOCK
     for start in range(0, n_full, BLOCK):
         seen = _apply_block(base, mbase, start + ar, n, t, r, seen, SRC, KEY32, SPLIT, False,
-                            ALIGNED)
+                            ALIGNED, ZERO)
     if n_full < n:
         seen = _apply_block(base, mbase, n_full + ar, n, t, r, seen, SRC, KEY32, SPLIT, True,
-                            ALIGNED)
+                            ALIGNED, ZERO)
+
+
+@triton.jit
+def _apply_kernel(tab_ptr, state_ptr, before_ptr, SRC: tl.constexpr, KEY32: tl.constexpr,
+                  SPLIT: tl.constexpr, ALIGNED: tl.constexpr, BLOCK: tl.constexpr):
+    """Prune key < t, and key == t while the tie's global rank < r (state[1]); write the masks."""
+    _apply_rows(tab_ptr, state_ptr, before_ptr, SRC, KEY32, SPLIT, ALIGNED, BLOCK, True)
+
+
+@triton.jit
+def _mask_kernel(tab_ptr, state_ptr, before_ptr, SRC: tl.constexpr, KEY32: tl.constexpr,
+                 SPLIT: tl.constexpr, ALIGNED: tl.constexpr, BLOCK: tl.constexpr):
+    """``_apply_kernel``'s masks without writing the tensors (the score ops select by scores)."""
+    _apply_rows(tab_ptr, state_ptr, before_ptr, SRC, KEY32, SPLIT, ALIGNED, BLOCK, False)
 
 
 def prune_(tensors: list[torch.Tensor], k: int) -> list[torch.Tensor]:
     """Zero the k smallest |w| in place (ties: lowest global position first); bool masks back.
     Works on tensors already on the kernel device (see kernels/__init__.py)."""
+    return select_(tensors, k, zero=True)
+
+
+def select_(tensors: list[torch.Tensor], k: int, zero: bool) -> list[torch.Tensor]:
+    """The masks of pruning the k smallest |w| (as ``prune_``); the tensors are zeroed there only
+    if ``zero`` (else only read: the score ops select by scores and prune other tensors)."""
     masks = [torch.ones(t.shape, dtype=torch.bool, device=t.device) if k == 0
              else torch.empty(t.shape, dtype=torch.bool, device=t.device) for t in tensors]
     batch = make_batch(tensors, masks, k)
@@ -114,6 +137,7 @@ def prune_(tensors: list[torch.Tensor], k: int) -> list[torch.Tensor]:
                                         num_warps=NUM_WARPS)
         before = torch.cumsum(counts, 0) - counts
     for g in batch.groups:
-        _apply_kernel[(g.rows,)](g.table, batch.state, before, SRC=g.spec.src, KEY32=g.spec.key32,
-                                 SPLIT=split, ALIGNED=g.aligned, BLOCK=_common.BLOCK, num_warps=NUM_WARPS)
+        kernel = _apply_kernel if zero else _mask_kernel
+        kernel[(g.rows,)](g.table, batch.state, before, SRC=g.spec.src, KEY32=g.spec.key32,
+                          SPLIT=split, ALIGNED=g.aligned, BLOCK=_common.BLOCK, num_warps=NUM_WARPS)
     return masks

@@ -1,6 +1,7 @@
 """One contract suite over every kernel backend, the torch reference (``"torch"``) included: each
 must equal an independent brute-force expectation computed here from the definition (a two-key
 sort by (|w|, position) in numpy, tile L1 norms in float64), so a bug in the reference fails too.
+Pruning by score has its own suite of the same kind, tests/test_score_prune.py.
 """
 import math
 import os
@@ -29,11 +30,11 @@ def test_public_names_do_not_expose_the_backend_protocol():
     # A protocol ``prune_`` next to ``magnitude_prune_`` (or ``kth_magnitude`` next to
     # ``magnitude_threshold``) could not be told apart: they live in ops.reference only.
     assert set(ops.__all__) == {
-        "SPARSE_FORMATS", "SUPPORTED_DTYPES", "SparseWeight", "available_backends", "backend_for",
-        "block_prune_", "magnitude_prune_", "magnitude_threshold", "nm_prune_", "prune_count",
-        "sparse_linear", "to_sparse",
+        "SCORE_GROUPS", "SPARSE_FORMATS", "SUPPORTED_DTYPES", "SparseWeight", "available_backends",
+        "backend_for", "block_prune_", "magnitude_prune_", "magnitude_threshold", "nm_prune_",
+        "prune_count", "score_prune_", "score_threshold", "sparse_linear", "to_sparse",
     }
-    for name in ("kth_magnitude", "prune_", "nm_mask_prune_", "ref_sparse_linear"):
+    for name in ("kth_magnitude", "prune_", "nm_mask_prune_", "score_kth", "ref_sparse_linear"):
         assert not hasattr(ops, name), name
 
 

@@ -24,14 +24,22 @@ Semantics, identical on every backend (invariant 5 of ARCHITECTURE.md):
 * float32, float16 and bfloat16; non-contiguous tensors raise ``ValueError`` (no hidden copies: a
   pruning op works in place, and a copy would silently prune the copy).
 * No concatenated copy of all the weights is made by a fast backend (the reference may).
+
+Pruning by score (``score_prune_``, ``score_threshold``): the same rules with a score tensor per
+weight in place of ``|w|`` (compared by value; scores must be >= 0, a NaN or negative score raises
+``ValueError``), in comparison groups ``"global"`` (as above), ``"tensor"`` (k per tensor) or
+``"row"`` (k = round(sparsity * row size) in every row; dim 0 is the row, the other dims are
+flattened into it). The weights are zeroed only after every score has been checked.
 """
 from .checks import SUPPORTED_DTYPES
 from .dispatch import available_backends, backend_for
 from .formats import SPARSE_FORMATS, SparseWeight, to_sparse
 from .inference import sparse_linear
-from .pruning import block_prune_, magnitude_prune_, magnitude_threshold, nm_prune_, prune_count
+from .pruning import (SCORE_GROUPS, block_prune_, magnitude_prune_, magnitude_threshold, nm_prune_,
+                      prune_count, score_prune_, score_threshold)
 
 __all__ = [
+    "SCORE_GROUPS",
     "SPARSE_FORMATS",
     "SUPPORTED_DTYPES",
     "SparseWeight",
@@ -42,6 +50,8 @@ __all__ = [
     "magnitude_threshold",
     "nm_prune_",
     "prune_count",
+    "score_prune_",
+    "score_threshold",
     "sparse_linear",
     "to_sparse",
 ]

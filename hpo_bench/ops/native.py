@@ -13,20 +13,26 @@ import torch
 from .. import _native
 from .formats import SparseWeight
 
-if not all(hasattr(_native, f) for f in ("kth_magnitude", "prune", "nm_prune")):
+if not all(hasattr(_native, f) for f in ("kth_magnitude", "prune", "nm_prune", "score_prune",
+                                         "score_kth")):
     # A stale build (e.g. the placeholder extension) imports but binds nothing useful.
     raise ImportError("hpo_bench._native is out of date; rebuild it: pip install -e .")
 # A build from before csrc/spmm.cpp still prunes; ``supports`` then declines every sparse product.
 _native_sparse = all(hasattr(_native, f) for f in ("spmm_csr", "spmm_bsr", "spmm_bitmask"))
 
-__all__ = ["SPARSE_FORMATS", "kth_magnitude", "nm_mask_prune_", "prune_", "sparse_linear",
-           "supports"]
+__all__ = ["SPARSE_FORMATS", "kth_magnitude", "nm_mask_prune_", "prune_", "score_kth",
+           "score_prune_", "sparse_linear", "supports"]
 
 #: Formats of csrc/spmm.cpp. It runs float32 only: half-precision products go to the reference, as
 #: there is no fast half-precision path on a CPU without native fp16 arithmetic.
 SPARSE_FORMATS: tuple[str, ...] = ("csr", "bsr", "bitmask")
 
 _DTYPE_CODE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
+_GROUP_CODE = {"global": 0, "tensor": 1, "row": 2}
+
+#: Whether the row kernels of csrc/score.cpp may use AVX-512 where the CPU has it. Tests set it to
+#: False to run the portable kernels as well; both give the same results bit for bit.
+SIMD = True
 
 
 def _buffers(tensors: list[torch.Tensor]) -> tuple[list[int], list[int], list[int]]:
@@ -66,6 +72,33 @@ def nm_mask_prune_(tensor: torch.Tensor, n: int, m: int) -> torch.Tensor:
     )
     _modified([tensor])
     return mask
+
+
+def _score_lists(scores: list[torch.Tensor], group: str):
+    rows = [s.shape[0] if group == "row" else 1 for s in scores]
+    return ([s.data_ptr() for s in scores], [s.numel() for s in scores],
+            [_DTYPE_CODE[s.dtype] for s in scores], rows)
+
+
+def score_prune_(weights: list[torch.Tensor], scores: list[torch.Tensor], group: str,
+                 ks: list[int]) -> list[torch.Tensor]:
+    sptrs, sizes, sdtypes, rows = _score_lists(scores, group)
+    masks = [torch.empty(w.shape, dtype=torch.bool, device=w.device) for w in weights]
+    _native.score_prune(
+        [w.data_ptr() for w in weights], sptrs, sizes, [_DTYPE_CODE[w.dtype] for w in weights],
+        sdtypes, [m.data_ptr() for m in masks], rows, _GROUP_CODE[group], [int(k) for k in ks],
+        torch.get_num_threads(), SIMD,
+    )
+    _modified(weights)
+    return masks
+
+
+def score_kth(scores: list[torch.Tensor], group: str, ks: list[int]) -> list[torch.Tensor]:
+    sptrs, sizes, sdtypes, rows = _score_lists(scores, group)
+    outs = [torch.empty((r,) if group == "row" else (), dtype=torch.float32) for r in rows]
+    _native.score_kth(sptrs, sizes, sdtypes, [o.data_ptr() for o in outs], rows, _GROUP_CODE[group],
+                      [int(k) for k in ks], torch.get_num_threads(), SIMD)
+    return outs
 
 
 def supports(x2: torch.Tensor, sw: SparseWeight, bias: torch.Tensor | None) -> bool:

@@ -36,10 +36,18 @@ class Backend(Protocol):
       ``kth_magnitude`` (ops answers ``k == 0`` itself, with ``-inf``).
     * ``n, m`` are ints with ``m >= 1`` and ``0 <= n <= m``; the tensor has at least one dimension
       and its last dimension is a multiple of ``m``.
+    * Score ops: ``scores`` is checked like ``tensors`` (its dtypes may differ from the weights');
+      ``weights`` likewise, one per score tensor, of the same shape and on the same device;
+      ``group`` is one of ``"global"``, ``"tensor"``, ``"row"``; ``ks`` is ``[k]`` with
+      ``0 <= k <= N`` for "global", else one k per tensor with ``0 <= k <=`` the tensor's group
+      size (its numel, or for "row" its row size ``numel // shape[0]``; "row" tensors have >= 2
+      dims).
 
     **Not checked: NaN.** A full scan would double the reads of a fast backend, which finds NaN
     during its own pass instead. Every pruning function raises ``ValueError`` with "NaN" in the
-    message when any input holds a NaN, and then leaves every tensor unchanged.
+    message when any input holds a NaN, and then leaves every tensor unchanged. The score ops
+    likewise raise ``ValueError`` for a NaN ("NaN") or a negative ("negative") score, -0.0 aside,
+    and then change no weight; NaN *weights* are no error there (they are not compared).
 
     **The order of magnitudes** (the tie rule) is one total order, the same on every backend:
     weights are ordered by ``|w|`` compared as exact values (float16/bfloat16 widen exactly to
@@ -79,6 +87,23 @@ class Backend(Protocol):
         dimension keep the ``n`` largest, i.e. set the first ``m - n`` of the group in the order
         above (ties: lowest position first) to +0.0. Returns the bool mask (True = kept), same
         shape and device. Raises ValueError on NaN (before writing anything)."""
+        ...
+
+    def score_prune_(self, weights: list[torch.Tensor], scores: list[torch.Tensor], group: str,
+                     ks: list[int]) -> list[torch.Tensor]:
+        """In each group, set the weights of the first ``k`` scores of the order above (scores in
+        place of ``|w|``, compared by value, within the group: all tensors for "global", one tensor
+        for "tensor", one row for "row", where a row is ``tensor.reshape(shape[0], -1)[i]``) to
+        +0.0, in place; return one bool mask per weight (True = kept; same shape and device).
+        Raises ValueError on a NaN or negative score before writing any weight."""
+        ...
+
+    def score_kth(self, scores: list[torch.Tensor], group: str, ks: list[int]
+                  ) -> list[torch.Tensor]:
+        """The k-th smallest score of each group (the largest that ``score_prune_`` removes),
+        ``-inf`` where k == 0: one float32 tensor per score tensor, of shape ``(rows,)`` for "row",
+        else ``()`` (the one global value repeated for "global"); on the backend's device (ops
+        moves it to the scores'). Reads the scores only; ValueError on a NaN or negative score."""
         ...
 
     def supports(self, x2: torch.Tensor, sw: SparseWeight, bias: torch.Tensor | None) -> bool:

@@ -15,7 +15,11 @@ import torch
 from .checks import check_no_nan, check_sparsity, check_tensors
 from .dispatch import module_for
 
-__all__ = ["block_prune_", "magnitude_prune_", "magnitude_threshold", "nm_prune_", "prune_count"]
+__all__ = ["SCORE_GROUPS", "block_prune_", "magnitude_prune_", "magnitude_threshold", "nm_prune_",
+           "prune_count", "score_prune_", "score_threshold"]
+
+#: The comparison groups of ``score_prune_``: over all tensors, per tensor, per row.
+SCORE_GROUPS = ("global", "tensor", "row")
 
 
 def prune_count(total: int, sparsity: float) -> int:
@@ -99,6 +103,87 @@ def block_prune_(
         t.mul_(mask.to(t.dtype))
         masks.append(mask)
     return masks
+
+
+def _score_args(
+    scores: Sequence[torch.Tensor] | torch.Tensor,
+    weights: Sequence[torch.Tensor] | torch.Tensor | None,
+    sparsity: float,
+    group: str,
+) -> tuple[list[torch.Tensor], list[torch.Tensor] | None, list[int]]:
+    """The checks of the score ops; returns (scores, weights, ks): ``ks = [k]`` for "global", else
+    one k per tensor (pruned per tensor, or in every row of that tensor)."""
+    scores = check_tensors(scores, name="score tensor")
+    s = check_sparsity(sparsity)
+    if group not in SCORE_GROUPS:
+        raise ValueError(f"group must be one of {', '.join(map(repr, SCORE_GROUPS))}, got {group!r}")
+    if weights is not None:
+        weights = check_tensors(weights, name="weight")
+        if len(weights) != len(scores):
+            raise ValueError(f"{len(weights)} weights but {len(scores)} score tensors: one score per weight")
+        for i, (w, sc) in enumerate(zip(weights, scores)):
+            if w.shape != sc.shape:
+                raise ValueError(f"score tensor {i} has shape {tuple(sc.shape)} but weight {i} has "
+                                 f"shape {tuple(w.shape)}: they must be equal")
+        if scores[0].device != weights[0].device:
+            raise ValueError(f"the scores are on {scores[0].device} but the weights on {weights[0].device}")
+    if group == "global":
+        return scores, weights, [prune_count(sum(sc.numel() for sc in scores), s)]
+    if group == "tensor":
+        return scores, weights, [prune_count(sc.numel(), s) for sc in scores]
+    for i, sc in enumerate(scores):
+        if sc.dim() < 2:
+            raise ValueError(f"row groups need tensors of >= 2 dims (rows = dim 0); score tensor {i} has "
+                             f"shape {tuple(sc.shape)}")
+    return scores, weights, [prune_count(math.prod(sc.shape[1:]), s) for sc in scores]
+
+
+def score_prune_(
+    weights: Sequence[torch.Tensor] | torch.Tensor,
+    scores: Sequence[torch.Tensor] | torch.Tensor,
+    sparsity: float,
+    group: str = "global",
+    *,
+    backend: str | None = None,
+) -> list[torch.Tensor]:
+    """Prune by score, in place: in each comparison group, zero the weights of the
+    ``k = round(sparsity * group size)`` smallest scores. Returns one bool mask per weight (True =
+    kept), same shape and device.
+
+    * ``scores``: one tensor per weight, of the same shape (any supported dtype, independent of the
+      weight's), on the same device; e.g. Wanda's ``|W| * ||X_j||_2``, Taylor's ``|W * dL/dW|``.
+      Scores are compared by value and must be >= 0 (-0.0 == 0.0; +inf is the largest score): a NaN
+      or negative score raises ``ValueError`` and leaves every weight unchanged. The weights
+      themselves are not read to choose (a NaN weight is no error; pruned, it becomes +0.0).
+    * ``group``: ``"global"``, one k over all tensors (N = all elements); ``"tensor"``, one k per
+      tensor; ``"row"``, one k per row: dim 0 is the row (the output unit), all other dims are
+      flattened into it (a [out, in] linear weight: each row is its ``in`` entries; a conv weight
+      [out, in, kh, kw]: each row is its ``in * kh * kw`` entries), so every row of a tensor prunes
+      ``round(sparsity * numel / shape[0])``; tensors need >= 2 dims.
+    * Ties (equal scores) are broken by position as in every pruning op: the lowest position is
+      pruned first (tensors in list order, each row-major), so exactly k are pruned per group.
+    """
+    scores, weights, ks = _score_args(scores, weights, sparsity, group)
+    assert weights is not None
+    module = module_for(weights[0].device, backend)
+    return list(module.score_prune_(weights, scores, group, ks))
+
+
+def score_threshold(
+    scores: Sequence[torch.Tensor] | torch.Tensor,
+    sparsity: float,
+    group: str = "global",
+    *,
+    backend: str | None = None,
+) -> list[torch.Tensor]:
+    """The score at which ``score_prune_(..., scores, sparsity, group)`` cuts, per group: the k-th
+    smallest score (the largest one pruned), ``-inf`` where k == 0. One float32 tensor per score
+    tensor (on its device): shape ``(rows,)`` for ``group="row"`` (Wanda's per-output threshold),
+    else ``()`` (the same value for every tensor under ``"global"``). Scores are checked as by
+    ``score_prune_`` and only read."""
+    scores, _, ks = _score_args(scores, None, sparsity, group)
+    module = module_for(scores[0].device, backend)
+    return [t.to(s.device) for t, s in zip(module.score_kth(scores, group, ks), scores)]
 
 
 def _block_scores(t: torch.Tensor, bh: int, bw: int) -> torch.Tensor:

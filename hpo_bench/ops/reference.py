@@ -11,14 +11,16 @@ Unlike the fast backends it may concatenate all the weights, and it scans for Na
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
-from .checks import check_no_nan
+from .checks import check_no_nan, check_scores
 from .formats import SPARSE_FORMATS as _ALL_FORMATS
 from .formats import SparseWeight, densify
 
-__all__ = ["SPARSE_FORMATS", "kth_magnitude", "nm_mask_prune_", "prune_", "sparse_linear",
-           "supports"]
+__all__ = ["SPARSE_FORMATS", "kth_magnitude", "nm_mask_prune_", "prune_", "score_kth",
+           "score_prune_", "sparse_linear", "supports"]
 
 SPARSE_FORMATS: tuple[str, ...] = _ALL_FORMATS  # every format: densify is defined for each
 
@@ -61,6 +63,59 @@ def nm_mask_prune_(tensor: torch.Tensor, n: int, m: int) -> torch.Tensor:
     with torch.no_grad():
         tensor.masked_fill_(~mask, 0)
     return mask
+
+
+def _score_rows(s: torch.Tensor, group: str) -> torch.Tensor:
+    """The scores of one tensor as float32 [groups, size] (float32 holds every float16/bfloat16
+    value exactly), one row per comparison group: [rows, rest] for "row", [1, all] otherwise.
+    ``+ 0.0`` turns -0.0 into +0.0, so a stable sort ranks the two zeros by position alone."""
+    flat = s.detach().float() + 0.0
+    if group == "row":
+        return flat.reshape(s.shape[0], math.prod(s.shape[1:]))
+    return flat.reshape(1, s.numel())
+
+
+def _score_groups(scores: list[torch.Tensor], group: str) -> list[torch.Tensor]:
+    """Each comparison group as a row of a 2-D float32 tensor: one [1, N] for "global" (the tensors
+    in order, each row-major), one per tensor otherwise."""
+    if group == "global":
+        return [torch.cat([_score_rows(s, group) for s in scores], dim=1)]
+    return [_score_rows(s, group) for s in scores]
+
+
+def score_prune_(weights: list[torch.Tensor], scores: list[torch.Tensor], group: str,
+                 ks: list[int]) -> list[torch.Tensor]:
+    check_scores(scores)
+    keeps = []
+    for values, k in zip(_score_groups(scores, group), ks):
+        keep = torch.ones(values.shape, dtype=torch.bool, device=values.device)
+        # A stable sort of each row orders by (score, position): its first k indices are pruned.
+        keep.scatter_(1, torch.sort(values, dim=1, stable=True).indices[:, :k], False)
+        keeps.append(keep)
+    if group == "global":
+        flat = keeps[0].reshape(-1)
+        keeps, start = [], 0
+        for s in scores:
+            keeps.append(flat[start : start + s.numel()])
+            start += s.numel()
+    masks = [keep.reshape(w.shape) for keep, w in zip(keeps, weights)]
+    with torch.no_grad():
+        for w, mask in zip(weights, masks):
+            w.masked_fill_(~mask, 0)
+    return masks
+
+
+def score_kth(scores: list[torch.Tensor], group: str, ks: list[int]) -> list[torch.Tensor]:
+    check_scores(scores)
+    kths = []
+    for values, k in zip(_score_groups(scores, group), ks):
+        if k == 0:
+            kths.append(torch.full((values.shape[0],), -torch.inf, device=values.device))
+        else:
+            kths.append(torch.sort(values, dim=1).values[:, k - 1])
+    if group == "global":
+        return [kths[0].reshape(()).clone() for _ in scores]
+    return [kth if group == "row" else kth.reshape(()) for kth in kths]
 
 
 def supports(x2: torch.Tensor, sw: SparseWeight, bias: torch.Tensor | None) -> bool:

@@ -1,0 +1,672 @@
+// score.cpp -- score-based pruning (score.h): global and per-tensor groups by the radix select of
+// magnitude.cpp (select_mask), row groups by a per-row selection, parallel over rows.
+//
+// Row selection, never a sort. A row (4096-14336 scores in LLM layers) is read from memory once;
+// everything after that runs on the row in L1/L2 or on a shrinking buffer of candidates:
+//   1. bracket  64 scores sampled at a stride give two keys lo <= hi around the expected k-th key
+//               (the sample's order statistics a few ranks either side of k's quantile);
+//   2. pass     one vector pass over the row validates every score (NaN, negative), counts the keys
+//               < lo and <= hi, and compacts the keys in [lo, hi] into a buffer (~20% of the row);
+//               if the k-th key is outside the bracket (a few % of rows), a second pass compacts
+//               the side that holds it;
+//   3. narrow   the same on the candidates (32-key samples) until at most 64 remain, each step
+//               strictly smaller; a bracket that keeps every candidate falls back to a one-key split;
+//   4. pick     the r-th smallest of <= 64 candidates by counting, per candidate, the keys below it;
+//   5. apply    one vector pass writes the row's mask: keys < t pruned, and of the keys == t the
+//               first `k - #(keys < t)` in column order (the tie rule of every pruning op).
+// The weights are zeroed in a second, separate pass (zero_pruned), after every row's scores have been
+// validated, so a NaN or negative score leaves every weight unchanged. Passes 2-5 have an AVX-512
+// version (compress, masked compares) and a portable one; the AVX-512 one runs where the CPU has it.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define HPO_HAVE_AVX512_PATH 1
+#define HPO_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,popcnt")))
+#define HPO_INLINE inline __attribute__((always_inline))
+#else
+#define HPO_HAVE_AVX512_PATH 0
+#endif
+
+#include "keys.h"
+#include "layout.h"
+#include "score.h"
+
+namespace hpo_native {
+namespace {
+
+// ------------------------------------------------------------------ score readers
+// A raw storage word is a valid score unless it is a NaN or negative (other than -0.0); its key is
+// the word with the sign cleared, in the dtype's own width (16-bit keys fit a uint32 as well).
+struct F32Score {
+  using Raw = uint32_t;
+  static constexpr uint32_t kInf = 0x7f800000u, kNeg0 = 0x80000000u, kAbs = 0x7fffffffu;
+  static float value(uint32_t key) { return bits_to_float(key); }
+};
+struct BF16Score {
+  using Raw = uint16_t;
+  static constexpr uint32_t kInf = kInfKeyBF16, kNeg0 = 0x8000u, kAbs = 0x7fffu;
+  static float value(uint32_t key) { return bits_to_float(key << 16); }
+};
+struct F16Score {
+  using Raw = uint16_t;
+  static constexpr uint32_t kInf = kInfKeyF16, kNeg0 = 0x8000u, kAbs = 0x7fffu;
+  static float value(uint32_t key) { return bits_to_float(f16_key_to_f32_bits(uint16_t(key))); }
+};
+
+template <class F>
+void with_score(int dtype, F&& f) {
+  if (dtype == kF32) f(F32Score{});
+  else if (dtype == kF16) f(F16Score{});
+  else if (dtype == kBF16) f(BF16Score{});
+  else throw std::invalid_argument("unknown dtype code " + std::to_string(dtype));
+}
+
+// Error path only: names the first tensor holding a NaN or a negative score.
+[[noreturn]] void throw_bad(const std::vector<const void*>& data, const std::vector<int64_t>& n,
+                            const std::vector<int>& dtypes) {
+  for (size_t s = 0; s < data.size(); ++s) {
+    bool nan = false, neg = false;
+    with_score(dtypes[s], [&](auto sc) {
+      using S = decltype(sc);
+      const auto* p = static_cast<const typename S::Raw*>(data[s]);
+      for (int64_t i = 0; i < n[s]; ++i) {
+        const uint32_t r = p[i];
+        nan |= (r & S::kAbs) > S::kInf;
+        neg |= r > S::kNeg0 && (r & S::kAbs) <= S::kInf;
+      }
+    });
+    if (nan) throw std::domain_error("scores of tensor " + std::to_string(s) + " contain NaN");
+    if (neg)
+      throw std::domain_error("scores of tensor " + std::to_string(s) +
+                              " contain a negative value (scores must be >= 0)");
+  }
+  throw std::domain_error("scores contain NaN or a negative value");
+}
+
+[[noreturn]] void throw_bad(const std::vector<ScoredTensor>& ts) {
+  std::vector<const void*> data;
+  std::vector<int64_t> n;
+  std::vector<int> dtypes;
+  for (const ScoredTensor& t : ts) {
+    data.push_back(t.score);
+    n.push_back(t.n);
+    dtypes.push_back(t.score_dtype);
+  }
+  throw_bad(data, n, dtypes);
+}
+
+// ------------------------------------------------------------------ row kernels
+struct Counts {
+  int64_t lt;  // keys < lo
+  int64_t le;  // keys <= hi
+  int64_t m;   // keys in [lo, hi], compacted to the output buffer
+};
+
+struct Pick {
+  uint32_t t;  // the r-th smallest key
+  int64_t lt;  // keys < t
+};
+
+// The portable kernels: scalar, branch-free where it matters.
+struct Portable {
+  // Validates p[0, n) (bad |= 1 on a NaN or negative score), counts keys < lo and <= hi, compacts
+  // the keys in [lo, hi] to out (n slots; lo > hi makes it a pure validation pass).
+  template <class S>
+  static Counts row_pass(const typename S::Raw* p, int64_t n, uint32_t lo, uint32_t hi,
+                         uint32_t* out, uint32_t& bad) {
+    int64_t lt = 0, le = 0, m = 0;
+    uint32_t b = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const uint32_t r = p[i], k = r & S::kAbs;
+      b |= uint32_t(r > S::kInf) & uint32_t(r != S::kNeg0);
+      lt += k < lo;
+      le += k <= hi;
+      out[m] = k;
+      m += (k >= lo) & (k <= hi);
+    }
+    bad |= b;
+    return {lt, le, m};
+  }
+
+  static Counts cand_pass(const uint32_t* c, int64_t n, uint32_t lo, uint32_t hi, uint32_t* out) {
+    int64_t lt = 0, le = 0, m = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const uint32_t k = c[i];
+      lt += k < lo;
+      le += k <= hi;
+      out[m] = k;
+      m += (k >= lo) & (k <= hi);
+    }
+    return {lt, le, m};
+  }
+
+  // The r-th smallest (1 <= r <= n) of c[0, n), n small: the first key with #below < r <= #below + #equal.
+  static Pick select_small(const uint32_t* c, int64_t n, int64_t r) {
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t lt = 0, eq = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        lt += c[j] < c[i];
+        eq += c[j] == c[i];
+      }
+      if (lt < r && r <= lt + eq) return {c[i], lt};
+    }
+    throw std::logic_error("select_small: rank out of range");
+  }
+
+  static void select_pair(const uint32_t* c, int64_t n, int64_t ra, int64_t rb, Pick& pa,
+                          Pick& pb) {
+    pa = select_small(c, n, ra);
+    pb = select_small(c, n, rb);
+  }
+
+  // mask[i] = 0 for keys < t and for the first `need` keys == t, else 1.
+  template <class S>
+  static void apply(const typename S::Raw* p, int64_t n, uint32_t t, int64_t need, uint8_t* mask) {
+    int64_t i = 0;
+    for (; i < n && need > 0; ++i) {
+      const uint32_t k = p[i] & S::kAbs;
+      bool keep = k > t;
+      if (k == t) --need;
+      mask[i] = keep;
+    }
+    for (; i < n; ++i) mask[i] = (p[i] & S::kAbs) >= t;
+  }
+};
+
+#if HPO_HAVE_AVX512_PATH
+// The AVX-512 kernels (16 keys a step; 16-bit scores are widened to 32-bit lanes). The compacted
+// output takes full 16-lane stores: out needs 16 slots of slack. Only intrinsics and plain
+// arithmetic in here: no library template is instantiated for this target.
+struct Avx512 {
+  template <class S>
+  HPO_AVX512 HPO_INLINE static __m512i load(const typename S::Raw* p) {
+    if constexpr (sizeof(typename S::Raw) == 4)
+      return _mm512_loadu_si512(static_cast<const void*>(p));
+    else
+      return _mm512_maskz_cvtepu16_epi32(__mmask16(0xffff),
+                                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  template <class S>
+  HPO_AVX512 HPO_INLINE static __m512i load_tail(const typename S::Raw* p, __mmask16 m) {
+    if constexpr (sizeof(typename S::Raw) == 4)
+      return _mm512_maskz_loadu_epi32(m, p);
+    else
+      return _mm512_maskz_cvtepu16_epi32(m, _mm256_maskz_loadu_epi16(m, p));
+  }
+
+  HPO_AVX512 HPO_INLINE static int64_t popcnt16(__mmask16 m) {
+    return _mm_popcnt_u32(_cvtmask16_u32(m));  // a 32-bit popcnt: no false dependency
+  }
+
+  // Per-lane counters, summed once at the end: no mask leaves the vector unit per step except the
+  // compacted count, which the next store's address needs.
+  struct Acc {
+    __m512i lt, le;
+    int64_t m;
+  };
+
+  // One step of a counting pass: keys < lo and <= hi counted, keys in [lo, hi] appended to out.
+  HPO_AVX512 HPO_INLINE static void count_step(__m512i key, __mmask16 tm, __m512i vlo, __m512i vhi,
+                                               uint32_t* out, Acc& a) {
+    const __m512i one = _mm512_set1_epi32(1);
+    const __mmask16 mlt = _mm512_mask_cmplt_epu32_mask(tm, key, vlo);
+    const __mmask16 mle = _mm512_mask_cmple_epu32_mask(tm, key, vhi);
+    a.lt = _mm512_mask_add_epi32(a.lt, mlt, a.lt, one);
+    a.le = _mm512_mask_add_epi32(a.le, mle, a.le, one);
+    const __mmask16 in = _kandn_mask16(mlt, mle);
+    _mm512_storeu_si512(static_cast<void*>(out + a.m), _mm512_maskz_compress_epi32(in, key));
+    a.m += popcnt16(in);
+  }
+
+  HPO_AVX512 HPO_INLINE static Counts counts(const Acc& a) {
+    alignas(64) uint32_t lt[16], le[16];
+    _mm512_store_si512(static_cast<void*>(lt), a.lt);
+    _mm512_store_si512(static_cast<void*>(le), a.le);
+    Counts c{0, 0, a.m};
+    for (int j = 0; j < 16; ++j) {
+      c.lt += lt[j];
+      c.le += le[j];
+    }
+    return c;
+  }
+
+  HPO_AVX512 HPO_INLINE static uint32_t max_lane(__m512i v) {
+    alignas(64) uint32_t x[16];
+    _mm512_store_si512(static_cast<void*>(x), v);
+    uint32_t m = 0;
+    for (int j = 0; j < 16; ++j) m = x[j] > m ? x[j] : m;
+    return m;
+  }
+
+  template <class S>
+  HPO_AVX512 static Counts row_pass(const typename S::Raw* p, int64_t n, uint32_t lo, uint32_t hi,
+                                    uint32_t* out, uint32_t& bad) {
+    // Validation by two running maxima: a NaN has a key above the inf key; a negative score other
+    // than -0.0 has a raw word above the -0.0 word. (A masked-off lane loads as +0.0.)
+    const __m512i vabs = _mm512_set1_epi32(int(S::kAbs));
+    const __m512i vlo = _mm512_set1_epi32(int(lo)), vhi = _mm512_set1_epi32(int(hi));
+    Acc a{_mm512_setzero_si512(), _mm512_setzero_si512(), 0};
+    __m512i max_key = _mm512_setzero_si512(), max_raw = _mm512_setzero_si512();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const __m512i raw = load<S>(p + i), key = _mm512_and_si512(raw, vabs);
+      max_raw = _mm512_maskz_max_epu32(__mmask16(0xffff), max_raw, raw);
+      max_key = _mm512_maskz_max_epu32(__mmask16(0xffff), max_key, key);
+      count_step(key, 0xffff, vlo, vhi, out, a);
+    }
+    if (i < n) {
+      const __mmask16 tm = __mmask16((1u << (n - i)) - 1);
+      const __m512i raw = load_tail<S>(p + i, tm), key = _mm512_and_si512(raw, vabs);
+      max_raw = _mm512_maskz_max_epu32(__mmask16(0xffff), max_raw, raw);
+      max_key = _mm512_maskz_max_epu32(__mmask16(0xffff), max_key, key);
+      count_step(key, tm, vlo, vhi, out, a);
+    }
+    bad |= uint32_t(max_lane(max_key) > S::kInf) | uint32_t(max_lane(max_raw) > S::kNeg0);
+    return counts(a);
+  }
+
+  HPO_AVX512 static Counts cand_pass(const uint32_t* c, int64_t n, uint32_t lo, uint32_t hi,
+                                     uint32_t* out) {
+    const __m512i vlo = _mm512_set1_epi32(int(lo)), vhi = _mm512_set1_epi32(int(hi));
+    Acc a{_mm512_setzero_si512(), _mm512_setzero_si512(), 0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+      count_step(_mm512_loadu_si512(static_cast<const void*>(c + i)), 0xffff, vlo, vhi, out, a);
+    if (i < n) {
+      const __mmask16 tm = __mmask16((1u << (n - i)) - 1);
+      count_step(_mm512_maskz_loadu_epi32(tm, c + i), tm, vlo, vhi, out, a);
+    }
+    return counts(a);
+  }
+
+  // The ra-th and rb-th smallest (1 <= ra <= rb <= n) of c[0, n), n <= 64, in one sweep: each key
+  // is counted against all of them (4 registers) until both ranks are found.
+  HPO_AVX512 static void select_pair(const uint32_t* c, int64_t n, int64_t ra, int64_t rb,
+                                     Pick& pa, Pick& pb) {
+    __m512i v[4];
+    __mmask16 tm[4];
+    const int nv = int((n + 15) / 16);
+    for (int j = 0; j < 4; ++j) {
+      const int64_t left = n - 16 * j;
+      tm[j] = left >= 16 ? __mmask16(0xffff) : left > 0 ? __mmask16((1u << left) - 1) : __mmask16(0);
+      v[j] = _mm512_maskz_loadu_epi32(tm[j], c + 16 * j);
+    }
+    bool found_a = false, found_b = false;
+    for (int64_t i = 0; i < n && !(found_a && found_b); ++i) {
+      const __m512i x = _mm512_set1_epi32(int(c[i]));
+      int64_t lt = 0, eq = 0;
+      for (int j = 0; j < nv; ++j) {
+        lt += popcnt16(_mm512_mask_cmplt_epu32_mask(tm[j], v[j], x));
+        eq += popcnt16(_mm512_mask_cmpeq_epu32_mask(tm[j], v[j], x));
+      }
+      if (!found_a && lt < ra && ra <= lt + eq) {
+        pa = {c[i], lt};
+        found_a = true;
+      }
+      if (!found_b && lt < rb && rb <= lt + eq) {
+        pb = {c[i], lt};
+        found_b = true;
+      }
+    }
+    if (!(found_a && found_b)) pa.lt = pb.lt = -1;  // unreachable for valid ranks; callers check
+  }
+
+  HPO_AVX512 static Pick select_small(const uint32_t* c, int64_t n, int64_t r) {
+    Pick p, q;
+    select_pair(c, n, r, r, p, q);
+    return p;
+  }
+
+  // Mask bytes of 16 keys: pruned are keys < t and, while `need` > 0, keys == t (lowest first).
+  HPO_AVX512 HPO_INLINE static __m128i apply_step(__m512i key, __mmask16 tm, __m512i vt,
+                                                  int64_t& need) {
+    unsigned prune = _mm512_mask_cmplt_epu32_mask(tm, key, vt);
+    if (need > 0) {
+      unsigned eq = _mm512_mask_cmpeq_epu32_mask(tm, key, vt);
+      const int c = __builtin_popcount(eq);
+      if (c <= need) {
+        prune |= eq;
+        need -= c;
+      } else {  // the quota runs out here: the lowest `need` ties of the 16
+        for (int64_t j = 0; j < need; ++j) {
+          const unsigned low = eq & (0u - eq);
+          prune |= low;
+          eq ^= low;
+        }
+        need = 0;
+      }
+    }
+    return _mm_maskz_mov_epi8(__mmask16(~prune & tm), _mm_set1_epi8(1));
+  }
+
+  template <class S>
+  HPO_AVX512 static void apply(const typename S::Raw* p, int64_t n, uint32_t t, int64_t need,
+                               uint8_t* mask) {
+    const __m512i vabs = _mm512_set1_epi32(int(S::kAbs)), vt = _mm512_set1_epi32(int(t));
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const __m512i key = _mm512_and_si512(load<S>(p + i), vabs);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(mask + i), apply_step(key, 0xffff, vt, need));
+    }
+    if (i < n) {
+      const __mmask16 tm = __mmask16((1u << (n - i)) - 1);
+      const __m512i key = _mm512_and_si512(load_tail<S>(p + i, tm), vabs);
+      _mm_mask_storeu_epi8(mask + i, tm, apply_step(key, tm, vt, need));
+    }
+  }
+};
+
+bool cpu_has_avx512() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("popcnt");
+  }();
+  return has;
+}
+#else
+bool cpu_has_avx512() { return false; }
+#endif
+
+// ------------------------------------------------------------------ row selection driver
+constexpr int64_t kSmall = 64;     // candidates picked directly (select_small) at or below this
+constexpr int64_t kSampleRow = 32;  // keys sampled from a row for the first bracket
+constexpr int64_t kSample = 32;     // keys sampled from the candidates for the next brackets
+constexpr int64_t kSpreadRow = 4;   // sample ranks either side of the target (about 1.5 sigma)
+constexpr int64_t kSpread = 4;
+
+struct Scratch {
+  explicit Scratch(int64_t cols) : a(size_t(cols) + 32), b(size_t(cols) + 32) {}
+  std::vector<uint32_t> a, b;
+  uint32_t sample[kSmall];
+};
+
+// The expected place of rank r (of n) in a sorted sample of s keys, widened by `spread` sample ranks
+// each side: lo, hi are the sample's order statistics there (0 / UINT32_MAX past either end).
+template <class Ops>
+void bracket(const uint32_t* sample, int64_t s, int64_t r, int64_t n, int64_t spread, uint32_t& lo,
+             uint32_t& hi) {
+  const double pos = (double(r) - 0.5) * double(s) / double(n);  // 0-based index in the sample
+  const int64_t a = int64_t(std::floor(pos)) - spread, b = int64_t(std::ceil(pos)) + spread;
+  Pick pa{0, 0}, pb{std::numeric_limits<uint32_t>::max(), 0};
+  if (a > 0 && b < s - 1) Ops::select_pair(sample, s, a + 1, b + 1, pa, pb);
+  else if (a > 0) pa = Ops::select_small(sample, s, a + 1);
+  else if (b < s - 1) pb = Ops::select_small(sample, s, b + 1);
+  if (pa.lt < 0 || pb.lt < 0) throw std::logic_error("score row select: sample rank out of range");
+  lo = pa.t;
+  hi = pb.t;
+}
+
+// The k-th smallest key t of the row p[0, n) (1 <= k <= n) and the number of keys < t. False if the
+// row holds a NaN or negative score.
+template <class Ops, class S>
+bool select_row(const typename S::Raw* p, int64_t n, int64_t k, Scratch& sc, Pick& out) {
+  constexpr uint32_t kMax = std::numeric_limits<uint32_t>::max();
+  uint32_t* A = sc.a.data();
+  uint32_t* B = sc.b.data();
+  uint32_t bad = 0, ignored = 0;
+  int64_t r = k, base = 0, M = 0;
+  if (n <= kSmall) {
+    M = Ops::template row_pass<S>(p, n, 0, kMax, A, bad).m;
+    if (bad) return false;
+  } else {
+    for (int64_t j = 0; j < kSampleRow; ++j)
+      sc.sample[j] = uint32_t(p[(2 * j + 1) * n / (2 * kSampleRow)]) & S::kAbs;
+    uint32_t lo, hi;
+    bracket<Ops>(sc.sample, kSampleRow, r, n, kSpreadRow, lo, hi);
+    const Counts c = Ops::template row_pass<S>(p, n, lo, hi, A, bad);
+    if (bad) return false;
+    if (r <= c.lt) {  // below the bracket (then lo > 0)
+      M = Ops::template row_pass<S>(p, n, 0, lo - 1, A, ignored).m;
+    } else if (r > c.le) {  // above it (then hi < kMax)
+      M = Ops::template row_pass<S>(p, n, hi + 1, kMax, A, ignored).m;
+      base = c.le;
+      r -= c.le;
+    } else {
+      M = c.m;
+      base = c.lt;
+      r -= c.lt;
+    }
+  }
+  // The answer is the r-th smallest of A[0, M), and `base` keys of the row lie below all of A.
+  while (M > kSmall) {
+    for (int64_t j = 0; j < kSample; ++j) sc.sample[j] = A[(2 * j + 1) * M / (2 * kSample)];
+    uint32_t lo, hi;
+    bracket<Ops>(sc.sample, kSample, r, M, kSpread, lo, hi);
+    Counts c = Ops::cand_pass(A, M, lo, hi, B);
+    if (r > c.lt && r <= c.le) {
+      if (lo == hi) {  // every candidate in the bracket equals lo
+        out = {lo, base + c.lt};
+        return true;
+      }
+      if (c.m == M) {
+        // No progress (the sample spans every candidate): split at one sampled key instead; the
+        // sides then exclude at least that key, so every step below shrinks M.
+        const double pos = (double(r) - 0.5) * double(kSample) / double(M);
+        const int64_t at = std::min<int64_t>(kSample - 1, std::max<int64_t>(0, int64_t(pos)));
+        lo = hi = Ops::select_small(sc.sample, kSample, at + 1).t;
+        c = Ops::cand_pass(A, M, lo, hi, B);
+        if (r > c.lt && r <= c.le) {
+          out = {lo, base + c.lt};
+          return true;
+        }
+      }
+    }
+    if (r <= c.lt) {
+      M = Ops::cand_pass(A, M, 0, lo - 1, B).m;
+    } else if (r > c.le) {
+      M = Ops::cand_pass(A, M, hi + 1, kMax, B).m;
+      base += c.le;
+      r -= c.le;
+    } else {
+      M = c.m;
+      base += c.lt;
+      r -= c.lt;
+    }
+    std::swap(A, B);
+  }
+  const Pick pk = Ops::select_small(A, M, r);
+  if (pk.lt < 0) throw std::logic_error("score row select: rank out of range");
+  out = {pk.t, base + pk.lt};
+  return true;
+}
+
+struct RowJob {
+  const void* score;
+  int dtype;
+  int64_t rows, cols, k;
+  uint8_t* mask;  // or nullptr
+  float* kth;     // or nullptr
+};
+
+template <class Ops, class S>
+bool run_row(const RowJob& job, int64_t row, Scratch& sc) {
+  using Raw = typename S::Raw;
+  const Raw* p = static_cast<const Raw*>(job.score) + row * job.cols;
+  const int64_t n = job.cols;
+  uint8_t* mask = job.mask ? job.mask + row * n : nullptr;
+  if (job.k == 0) {
+    uint32_t bad = 0;
+    Ops::template row_pass<S>(p, n, 1, 0, sc.a.data(), bad);  // lo > hi: validation only
+    if (bad) return false;
+    if (mask) std::memset(mask, 1, size_t(n));
+    if (job.kth) job.kth[row] = -std::numeric_limits<float>::infinity();
+    return true;
+  }
+  Pick pk;
+  if (!select_row<Ops, S>(p, n, job.k, sc, pk)) return false;
+  if (mask) Ops::template apply<S>(p, n, pk.t, job.k - pk.lt, mask);
+  if (job.kth) job.kth[row] = S::value(pk.t);
+  return true;
+}
+
+template <class Ops>
+bool rows_impl(const std::vector<RowJob>& jobs, int threads) {
+  std::vector<int64_t> start(jobs.size() + 1, 0);
+  int64_t max_cols = 0, total = 0;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    start[i + 1] = start[i] + jobs[i].rows;
+    max_cols = std::max(max_cols, jobs[i].rows ? jobs[i].cols : int64_t(0));
+    total += jobs[i].rows * jobs[i].cols;
+  }
+  const int64_t total_rows = start.back();
+  const int64_t useful = std::max<int64_t>(1, total / Layout::kMinPerThread);
+  threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, useful)));
+  // Rows are handed out in runs of about 64K scores: each thread streams through memory in order.
+  const int64_t run = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, max_cols));
+  std::atomic<bool> bad{false};
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    Scratch sc(max_cols);
+#pragma omp for schedule(dynamic, run)
+    for (int64_t g = 0; g < total_rows; ++g) {
+      const size_t j = size_t(std::upper_bound(start.begin(), start.end(), g) - start.begin()) - 1;
+      const RowJob& job = jobs[j];
+      bool ok = true;
+      with_score(job.dtype, [&](auto s) { ok = run_row<Ops, decltype(s)>(job, g - start[j], sc); });
+      if (!ok) bad.store(true, std::memory_order_relaxed);
+    }
+  }
+  return !bad.load();
+}
+
+bool use_avx512(bool simd) { return simd && cpu_has_avx512(); }
+
+bool score_rows(const std::vector<RowJob>& jobs, int threads, bool simd) {
+#if HPO_HAVE_AVX512_PATH
+  if (use_avx512(simd)) return rows_impl<Avx512>(jobs, threads);
+#endif
+  (void)simd;
+  return rows_impl<Portable>(jobs, threads);
+}
+
+// ------------------------------------------------------------------ whole tensors
+std::vector<Segment> score_segments(const std::vector<ScoredTensor>& ts, bool with_masks) {
+  std::vector<Segment> segs;
+  for (const ScoredTensor& t : ts)
+    segs.push_back(Segment{const_cast<void*>(t.score), t.n, t.score_dtype,
+                           with_masks ? t.mask : nullptr});
+  return segs;
+}
+
+// Throws unless every score is a non-negative number (one parallel read).
+void check_scores(const std::vector<ScoredTensor>& ts, int threads) {
+  const std::vector<Segment> segs = score_segments(ts, false);
+  const Layout L(segs, threads);
+  std::vector<uint32_t> bad(L.nchunks(), 0);
+  L.parallel_chunks([&](int c) {
+    uint32_t b = 0;
+    L.for_spans(c, [&](size_t s, int64_t off, int64_t cnt) {
+      with_score(segs[s].dtype, [&](auto sc) {
+        using S = decltype(sc);
+        const auto* p = static_cast<const typename S::Raw*>(segs[s].data) + off;
+        for (int64_t i = 0; i < cnt; ++i) {
+          const uint32_t r = p[i];
+          b |= uint32_t(r > S::kInf) & uint32_t(r != S::kNeg0);
+        }
+      });
+    });
+    bad[c] = b;
+  });
+  for (uint32_t b : bad)
+    if (b) throw_bad(ts);
+}
+
+template <class Raw>
+void zero_span(Raw* p, const uint8_t* mask, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) p[i] &= static_cast<Raw>(Raw(0) - Raw(mask[i]));  // +0.0 if pruned
+}
+
+// Zeroes every weight whose mask byte is 0 (the masks are read only).
+void zero_pruned(const std::vector<ScoredTensor>& ts, int threads) {
+  std::vector<Segment> segs;
+  for (const ScoredTensor& t : ts) segs.push_back(Segment{t.weight, t.n, t.weight_dtype, t.mask});
+  const Layout L(segs, threads);
+  L.parallel_chunks([&](int c) {
+    L.for_spans(c, [&](size_t s, int64_t off, int64_t cnt) {
+      const Segment& seg = segs[s];
+      if (seg.dtype == kF32) zero_span(static_cast<uint32_t*>(seg.data) + off, seg.mask + off, cnt);
+      else zero_span(static_cast<uint16_t*>(seg.data) + off, seg.mask + off, cnt);
+    });
+  });
+}
+
+std::vector<RowJob> row_jobs(const std::vector<ScoredTensor>& ts, const std::vector<int64_t>& ks,
+                             bool masks, bool kth) {
+  std::vector<RowJob> jobs;
+  for (size_t i = 0; i < ts.size(); ++i) {
+    const ScoredTensor& t = ts[i];
+    if (t.rows < 0 || (t.rows == 0 && t.n != 0) || (t.rows > 0 && t.n % t.rows))
+      throw std::invalid_argument("tensor " + std::to_string(i) + ": " + std::to_string(t.n) +
+                                  " elements do not make " + std::to_string(t.rows) + " rows");
+    const int64_t cols = t.rows ? t.n / t.rows : 0;
+    if (ks[i] < 0 || (t.rows > 0 && ks[i] > cols))  // no rows: nothing to select
+      throw std::invalid_argument("k=" + std::to_string(ks[i]) + " out of range for rows of " +
+                                  std::to_string(cols));
+    jobs.push_back(RowJob{t.score, t.score_dtype, t.rows, cols, ks[i], masks ? t.mask : nullptr,
+                          kth ? t.kth : nullptr});
+  }
+  return jobs;
+}
+
+void check_call(const std::vector<ScoredTensor>& ts, int group, const std::vector<int64_t>& ks) {
+  if (ts.empty()) throw std::invalid_argument("expected at least one tensor");
+  if (group != kGroupGlobal && group != kGroupTensor && group != kGroupRow)
+    throw std::invalid_argument("unknown group code " + std::to_string(group));
+  if (ks.size() != (group == kGroupGlobal ? size_t(1) : ts.size()))
+    throw std::invalid_argument("one k for the global group, else one per tensor");
+  for (const ScoredTensor& t : ts) {
+    if (t.n < 0) throw std::invalid_argument("negative buffer size");
+    with_score(t.score_dtype, [](auto) {});   // throws on an unknown code
+    with_score(t.weight_dtype, [](auto) {});
+  }
+}
+
+}  // namespace
+
+void score_prune(const std::vector<ScoredTensor>& ts, int group, const std::vector<int64_t>& ks,
+                 int threads, bool simd) {
+  check_call(ts, group, ks);
+  if (group == kGroupRow) {
+    if (!score_rows(row_jobs(ts, ks, true, false), threads, simd)) throw_bad(ts);
+  } else {
+    check_scores(ts, threads);  // NaN and negative scores, before anything is selected
+    if (group == kGroupGlobal) {
+      select_mask(score_segments(ts, true), ks[0], threads);
+    } else {
+      const std::vector<Segment> segs = score_segments(ts, true);
+      for (size_t i = 0; i < segs.size(); ++i) select_mask({segs[i]}, ks[i], threads);
+    }
+  }
+  zero_pruned(ts, threads);  // every score was valid: only now are the weights written
+}
+
+void score_kth(const std::vector<ScoredTensor>& ts, int group, const std::vector<int64_t>& ks,
+               int threads, bool simd) {
+  check_call(ts, group, ks);
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  if (group == kGroupRow) {
+    if (!score_rows(row_jobs(ts, ks, false, true), threads, simd)) throw_bad(ts);
+    return;
+  }
+  check_scores(ts, threads);
+  const std::vector<Segment> segs = score_segments(ts, false);
+  if (group == kGroupGlobal) {
+    const float v = ks[0] == 0 ? kNegInf : float(kth_magnitude(segs, ks[0], threads));
+    for (const ScoredTensor& t : ts) *t.kth = v;
+  } else {
+    for (size_t i = 0; i < ts.size(); ++i)
+      *ts[i].kth = ks[i] == 0 ? kNegInf : float(kth_magnitude({segs[i]}, ks[i], threads));
+  }
+}
+
+}  // namespace hpo_native
