@@ -121,7 +121,8 @@ struct Portable {
   // the keys in [lo, hi] to out (n slots; lo > hi makes it a pure validation pass).
   template <class S>
   static Counts row_pass(const typename S::Raw* p, int64_t n, uint32_t lo, uint32_t hi,
-                         uint32_t* out, uint32_t& bad) {
+                         uint32_t* out, uint32_t& bad, const char* pf = nullptr) {
+    (void)pf;
     int64_t lt = 0, le = 0, m = 0;
     uint32_t b = 0;
     for (int64_t i = 0; i < n; ++i) {
@@ -248,7 +249,7 @@ struct Avx512 {
 
   template <class S>
   HPO_AVX512 static Counts row_pass(const typename S::Raw* p, int64_t n, uint32_t lo, uint32_t hi,
-                                    uint32_t* out, uint32_t& bad) {
+                                    uint32_t* out, uint32_t& bad, const char* pf = nullptr) {
     // Validation by two running maxima: a NaN has a key above the inf key; a negative score other
     // than -0.0 has a raw word above the -0.0 word. (A masked-off lane loads as +0.0.)
     const __m512i vabs = _mm512_set1_epi32(int(S::kAbs));
@@ -257,6 +258,7 @@ struct Avx512 {
     __m512i max_key = _mm512_setzero_si512(), max_raw = _mm512_setzero_si512();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
+      if (pf) _mm_prefetch(pf + i * int64_t(sizeof(typename S::Raw)), _MM_HINT_T1);
       const __m512i raw = load<S>(p + i), key = _mm512_and_si512(raw, vabs);
       max_raw = _mm512_maskz_max_epu32(__mmask16(0xffff), max_raw, raw);
       max_key = _mm512_maskz_max_epu32(__mmask16(0xffff), max_key, key);
@@ -352,6 +354,13 @@ struct Avx512 {
                                uint8_t* mask) {
     const __m512i vabs = _mm512_set1_epi32(int(S::kAbs)), vt = _mm512_set1_epi32(int(t));
     int64_t i = 0;
+    if ((reinterpret_cast<uintptr_t>(mask) & 15) == 0) {
+      // Streaming stores: the mask is not read here, so its lines need not be fetched first.
+      for (; i + 16 <= n; i += 16) {
+        const __m512i key = _mm512_and_si512(load<S>(p + i), vabs);
+        _mm_stream_si128(reinterpret_cast<__m128i*>(mask + i), apply_step(key, 0xffff, vt, need));
+      }
+    }
     for (; i + 16 <= n; i += 16) {
       const __m512i key = _mm512_and_si512(load<S>(p + i), vabs);
       _mm_storeu_si128(reinterpret_cast<__m128i*>(mask + i), apply_step(key, 0xffff, vt, need));
@@ -409,7 +418,8 @@ void bracket(const uint32_t* sample, int64_t s, int64_t r, int64_t n, int64_t sp
 // The k-th smallest key t of the row p[0, n) (1 <= k <= n) and the number of keys < t. False if the
 // row holds a NaN or negative score.
 template <class Ops, class S>
-bool select_row(const typename S::Raw* p, int64_t n, int64_t k, Scratch& sc, Pick& out) {
+bool select_row(const typename S::Raw* p, int64_t n, int64_t k, Scratch& sc, Pick& out,
+                const char* pf) {
   constexpr uint32_t kMax = std::numeric_limits<uint32_t>::max();
   uint32_t* A = sc.a.data();
   uint32_t* B = sc.b.data();
@@ -423,7 +433,7 @@ bool select_row(const typename S::Raw* p, int64_t n, int64_t k, Scratch& sc, Pic
       sc.sample[j] = uint32_t(p[(2 * j + 1) * n / (2 * kSampleRow)]) & S::kAbs;
     uint32_t lo, hi;
     bracket<Ops>(sc.sample, kSampleRow, r, n, kSpreadRow, lo, hi);
-    const Counts c = Ops::template row_pass<S>(p, n, lo, hi, A, bad);
+    const Counts c = Ops::template row_pass<S>(p, n, lo, hi, A, bad, pf);
     if (bad) return false;
     if (r <= c.lt) {  // below the bracket (then lo > 0)
       M = Ops::template row_pass<S>(p, n, 0, lo - 1, A, ignored).m;
@@ -502,8 +512,11 @@ bool run_row(const RowJob& job, int64_t row, Scratch& sc) {
     if (job.kth) job.kth[row] = -std::numeric_limits<float>::infinity();
     return true;
   }
+  // The first pass over this row also prefetches the next one into L2 (most often this thread's
+  // next row): the rest of the selection runs on cached data and would leave memory idle.
+  const char* pf = row + 1 < job.rows ? reinterpret_cast<const char*>(p + n) : nullptr;
   Pick pk;
-  if (!select_row<Ops, S>(p, n, job.k, sc, pk)) return false;
+  if (!select_row<Ops, S>(p, n, job.k, sc, pk, pf)) return false;
   if (mask) Ops::template apply<S>(p, n, pk.t, job.k - pk.lt, mask);
   if (job.kth) job.kth[row] = S::value(pk.t);
   return true;
@@ -535,6 +548,9 @@ bool rows_impl(const std::vector<RowJob>& jobs, int threads) {
       with_score(job.dtype, [&](auto s) { ok = run_row<Ops, decltype(s)>(job, g - start[j], sc); });
       if (!ok) bad.store(true, std::memory_order_relaxed);
     }
+#if HPO_HAVE_AVX512_PATH
+    _mm_sfence();  // the streaming mask stores are visible before anyone reads the masks
+#endif
   }
   return !bad.load();
 }
