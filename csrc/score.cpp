@@ -24,6 +24,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -602,18 +603,27 @@ void zero_span(Raw* p, const uint8_t* mask, int64_t n) {
   for (int64_t i = 0; i < n; ++i) p[i] &= static_cast<Raw>(Raw(0) - Raw(mask[i]));  // +0.0 if pruned
 }
 
-// Zeroes every weight whose mask byte is 0 (the masks are read only).
+// Zeroes every weight whose mask byte is 0 (the masks are read only). Blocks of 64K weights are
+// handed out dynamically, like the rows: a thread that shares its core with another process then
+// does less of the work instead of holding up the end (a static split waits for the slowest half).
 void zero_pruned(const std::vector<ScoredTensor>& ts, int threads) {
-  std::vector<Segment> segs;
-  for (const ScoredTensor& t : ts) segs.push_back(Segment{t.weight, t.n, t.weight_dtype, t.mask});
-  const Layout L(segs, threads);
-  L.parallel_chunks([&](int c) {
-    L.for_spans(c, [&](size_t s, int64_t off, int64_t cnt) {
-      const Segment& seg = segs[s];
-      if (seg.dtype == kF32) zero_span(static_cast<uint32_t*>(seg.data) + off, seg.mask + off, cnt);
-      else zero_span(static_cast<uint16_t*>(seg.data) + off, seg.mask + off, cnt);
-    });
-  });
+  constexpr int64_t kBlock = int64_t(1) << 16;
+  std::vector<std::pair<size_t, int64_t>> blocks;  // (tensor, first element)
+  int64_t total = 0;
+  for (size_t i = 0; i < ts.size(); ++i) {
+    for (int64_t off = 0; off < ts[i].n; off += kBlock) blocks.emplace_back(i, off);
+    total += ts[i].n;
+  }
+  const int64_t useful = std::max<int64_t>(1, total / Layout::kMinPerThread);
+  threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, useful)));
+  const int64_t nblocks = static_cast<int64_t>(blocks.size());
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
+  for (int64_t b = 0; b < nblocks; ++b) {
+    const ScoredTensor& t = ts[blocks[b].first];
+    const int64_t off = blocks[b].second, cnt = std::min(kBlock, t.n - off);
+    if (t.weight_dtype == kF32) zero_span(static_cast<uint32_t*>(t.weight) + off, t.mask + off, cnt);
+    else zero_span(static_cast<uint16_t*>(t.weight) + off, t.mask + off, cnt);
+  }
 }
 
 std::vector<RowJob> row_jobs(const std::vector<ScoredTensor>& ts, const std::vector<int64_t>& ks,
