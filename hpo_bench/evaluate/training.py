@@ -1,13 +1,14 @@
 """The training primitives shared by pre-training and fine-tuning: one epoch, and the score.
 
-Determinism: an epoch's data order, and the global random state it runs under (dropout, say), come
-from (seed, epoch) alone, so epoch e is the same whether training started at epoch 0 or resumed at
-epoch e (invariant 2). The caller's global random state is restored afterwards.
+Determinism: an epoch's data order, and the global random state it runs under (dropout, say, and a
+problem's augmentation, which draws from the CPU generator), come from (seed, epoch) alone, so epoch
+e is the same whether training started at epoch 0 or resumed at epoch e (invariant 2). The caller's
+global random state is restored afterwards.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch.utils.data import Dataset, TensorDataset
@@ -44,24 +45,27 @@ def train_epoch(
     seed: int,
     epoch: int,
     masks: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> float:
     """One epoch of cross-entropy training; returns the mean loss. ``masks`` are (weight, mask)
-    pairs re-applied after every step so pruned weights stay zero."""
+    pairs re-applied after every step so pruned weights stay zero. ``augment`` (a problem's
+    ``augment``) transforms each batch's inputs, drawing from the global state seeded here."""
     x, y = data
     devices = [x.device] if x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(epoch_seed(seed, epoch))
-        return _train_epoch(model, x, y, optimizer, batch_size, epoch, masks)
+        return _train_epoch(model, x, y, optimizer, batch_size, epoch, masks, augment)
 
 
-def _train_epoch(model, x, y, optimizer, batch_size, epoch, masks) -> float:
+def _train_epoch(model, x, y, optimizer, batch_size, epoch, masks, augment=None) -> float:
     order = torch.randperm(len(x)).to(x.device)
     model.train()
     total, count = 0.0, 0
     for start in range(0, len(x), batch_size):
         idx = order[start : start + batch_size]
         optimizer.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+        inputs = x[idx] if augment is None else augment(x[idx])
+        loss = torch.nn.functional.cross_entropy(model(inputs), y[idx])
         value = float(loss.detach())
         if not math.isfinite(value):
             raise DivergedError(f"loss became {value} at epoch {epoch + 1}, step {start // batch_size}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .base import OBJECTIVES, TASKS, Objective, Problem
+from .cifar import cifar10_resnet20, cifar10_resnet20_mo
 from .digits import (digits_cnn, digits_mlp, digits_mlp_criteria, digits_mlp_latency, digits_mlp_mo,
                      digits_mlp_nuisance)
 from .lm import lm_bytes, lm_bytes_mo
@@ -21,6 +22,8 @@ PROBLEMS: dict[str, Callable[[], Problem]] = {
     "synthetic-mlp": synthetic_mlp,
     "lm-bytes": lm_bytes,
     "lm-bytes-mo": lm_bytes_mo,
+    "cifar10-resnet20": cifar10_resnet20,
+    "cifar10-resnet20-mo": cifar10_resnet20_mo,
 }
 
 

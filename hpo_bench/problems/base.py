@@ -80,6 +80,11 @@ class Problem:
         evaluator_factory: for a problem that answers configs itself (a ``table:`` problem, answered
             from the checkpoint cache): ``(device, seed) -> evaluator``; None (the default) means
             "prune, fine-tune and score" (``hpo_bench.evaluate.make_evaluator``).
+        augment: None (the default), or a function applied to the inputs of every training batch,
+            in pretraining and fine-tuning (never to scoring or calibration), e.g. cifar.CropFlip.
+            It must draw its randomness from torch's global CPU generator, which the training loop
+            seeds from (seed, epoch), so a resumed fine-tune equals a fresh one. What it is (its
+            repr; for a function, its module and qualified name) is part of the fingerprint.
     """
 
     name: str
@@ -100,6 +105,7 @@ class Problem:
     description: str = ""
     evaluator_factory: Callable[[str, int], Any] | None = None
     task: str = "classification"
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.train, DataLoader):
@@ -191,6 +197,8 @@ class Problem:
                         "fixed": dict(self.fixed), "pretrain": dict(self.pretrain or {})}
             if self.task != "classification":  # (so every classification problem keeps its fingerprint)
                 identity["task"] = self.task
+            if self.augment is not None:  # (likewise: only a problem that augments names it)
+                identity["augment"] = _describe(self.augment)
             h.update(json.dumps(identity, sort_keys=True, default=repr).encode())
             if self.pretrained_state is not None:
                 h.update(tensor_digest(*self.pretrained_state.values()).encode())
@@ -199,6 +207,13 @@ class Problem:
 
     def __hash__(self) -> int:
         return hash((self.name, id(self)))
+
+
+def _describe(fn: Callable) -> str:
+    """A name for a callable that is the same in every process (a function's repr holds its address)."""
+    if hasattr(fn, "__qualname__") and hasattr(fn, "__module__"):
+        return f"{fn.__module__}.{fn.__qualname__}"
+    return repr(fn)
 
 
 def _dataset_digest(ds: Dataset) -> str:
