@@ -115,3 +115,34 @@ def test_one_shot_pruning_scores_the_pruned_model(lm):
     r = Evaluator(lm).evaluate({**lm.baseline_config(), "epochs": 0})
     assert r.curve == [] and r.values["val_loss"] > dense_loss
     assert r.values["val_loss"] == r.info["val_loss_before_finetune"]
+
+
+def test_an_epoch_draws_its_windows_afresh_from_the_whole_corpus():
+    """epoch_samples: each epoch trains on that many windows, a different draw per epoch (so the
+    dense model cannot memorise a fixed subset), and still resumes exactly."""
+    from hpo_bench.evaluate.training import train_epoch
+
+    seen: list[list[int]] = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(4))
+
+        def forward(self, x):
+            seen[-1].extend(int(i) for i in x[:, 0])
+            return self.w.expand(len(x), 4)
+
+    x, y = torch.arange(64).unsqueeze(1), torch.zeros(64, dtype=torch.long)
+    model = Spy()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(2):
+        seen.append([])
+        train_epoch(model, (x, y), opt, batch_size=4, seed=0, epoch=epoch, samples=16)
+    assert [len(s) for s in seen] == [16, 16] and len(set(seen[0])) == 16 and set(seen[0]) != set(seen[1])
+
+    p = get_problem("lm-bytes", **{**SMALL, "epoch_windows": 16})
+    assert p.epoch_samples == 16 and p.fingerprint() != get_problem("lm-bytes", **SMALL).fingerprint()
+    cfg = {**p.baseline_config(), "epochs": 2}
+    fresh = Evaluator(p).evaluate(cfg)
+    assert Evaluator(p).evaluate(cfg).curve == fresh.curve

@@ -40,6 +40,7 @@ class FineTune:
         self.seed = evaluator.seed
         self.task = evaluator.problem.task
         self.augment = evaluator.problem.augment  # training batches only (Problem.augment)
+        self.samples = evaluator.problem.epoch_samples
         self._train, self._val = evaluator.data()
         model = evaluator.problem.model()
         model.load_state_dict(dense)
@@ -72,7 +73,8 @@ class FineTune:
         """Train epoch ``self.epoch + 1``; returns the validation score after it."""
         try:
             train_epoch(self.model, self._train, self.optimizer, batch_size=int(self.cfg["batch_size"]),
-                        seed=self.seed, epoch=self.epoch, masks=self.pruned.pairs(), augment=self.augment)
+                        seed=self.seed, epoch=self.epoch, masks=self.pruned.pairs(), augment=self.augment,
+                        samples=self.samples)
         except DivergedError as e:
             raise EvaluationFailed(f"fine-tune diverged: {e}") from None
         self.epoch += 1

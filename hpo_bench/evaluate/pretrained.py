@@ -122,5 +122,5 @@ def _pretrain(problem: "Problem", device: torch.device) -> dict[str, torch.Tenso
             for group in opt.param_groups:
                 group["lr"] = recipe_lr(recipe, epoch, epochs)
         train_epoch(model, data, opt, batch_size=int(recipe.get("batch_size", 64)), seed=seed, epoch=epoch,
-                    augment=problem.augment)
+                    augment=problem.augment, samples=problem.epoch_samples)
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

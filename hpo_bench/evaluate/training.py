@@ -46,22 +46,25 @@ def train_epoch(
     epoch: int,
     masks: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    samples: int | None = None,
 ) -> float:
     """One epoch of cross-entropy training; returns the mean loss. ``masks`` are (weight, mask)
     pairs re-applied after every step so pruned weights stay zero. ``augment`` (a problem's
-    ``augment``) transforms each batch's inputs, drawing from the global state seeded here."""
+    ``augment``) transforms each batch's inputs, drawing from the global state seeded here.
+    ``samples`` (a problem's ``epoch_samples``): train on that many samples of ``data``, the first
+    of this epoch's permutation (None: all of them)."""
     x, y = data
     devices = [x.device] if x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(epoch_seed(seed, epoch))
-        return _train_epoch(model, x, y, optimizer, batch_size, epoch, masks, augment)
+        return _train_epoch(model, x, y, optimizer, batch_size, epoch, masks, augment, samples)
 
 
-def _train_epoch(model, x, y, optimizer, batch_size, epoch, masks, augment=None) -> float:
-    order = torch.randperm(len(x)).to(x.device)
+def _train_epoch(model, x, y, optimizer, batch_size, epoch, masks, augment=None, samples=None) -> float:
+    order = torch.randperm(len(x))[:samples].to(x.device)
     model.train()
     total, count = 0.0, 0
-    for start in range(0, len(x), batch_size):
+    for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         optimizer.zero_grad(set_to_none=True)
         inputs = x[idx] if augment is None else augment(x[idx])

@@ -85,6 +85,10 @@ class Problem:
             It must draw its randomness from torch's global CPU generator, which the training loop
             seeds from (seed, epoch), so a resumed fine-tune equals a fresh one. What it is (its
             repr; for a function, its module and qualified name) is part of the fingerprint.
+        epoch_samples: None (the default: an epoch is one pass over ``train``), or how many
+            training samples an epoch draws, afresh from all of ``train`` in every epoch (seeded
+            by (seed, epoch)): a language model's "epoch" is a fixed number of steps over a corpus
+            far larger than one epoch reads, so its dense model does not memorise a fixed subset.
     """
 
     name: str
@@ -106,6 +110,7 @@ class Problem:
     evaluator_factory: Callable[[str, int], Any] | None = None
     task: str = "classification"
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None
+    epoch_samples: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.train, DataLoader):
@@ -199,6 +204,8 @@ class Problem:
                 identity["task"] = self.task
             if self.augment is not None:  # (likewise: only a problem that augments names it)
                 identity["augment"] = _describe(self.augment)
+            if self.epoch_samples is not None:
+                identity["epoch_samples"] = int(self.epoch_samples)
             h.update(json.dumps(identity, sort_keys=True, default=repr).encode())
             if self.pretrained_state is not None:
                 h.update(tensor_digest(*self.pretrained_state.values()).encode())
