@@ -31,3 +31,11 @@ def spmm_bitmask(
     bits: int, crow: int, values: int, rows: int, cols: int,
     x: int, batch: int, bias: int, y: int, threads: int,
 ) -> None: ...
+def score_prune(
+    weights: list[int], scores: list[int], sizes: list[int], wdtypes: list[int], sdtypes: list[int],
+    masks: list[int], rows: list[int], group: int, ks: list[int], threads: int, simd: bool = True,
+) -> None: ...
+def score_kth(
+    scores: list[int], sizes: list[int], sdtypes: list[int], outs: list[int], rows: list[int], group: int,
+    ks: list[int], threads: int, simd: bool = True,
+) -> None: ...
