@@ -14,6 +14,7 @@ import torch
 
 from hpo_bench import ops
 from hpo_bench.ops import dispatch
+from hopper import compile_for_hopper
 
 BACKENDS = list(ops.available_backends())
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
@@ -349,38 +350,12 @@ def test_triton_rows_cross_blocks(dtype, monkeypatch):
 def test_score_kernels_compile_for_hopper():
     """Compile (no GPU needed) the score kernels for sm_90 in a process without the interpreter,
     as tests/test_triton_kernels.py does for the others: catches GPU-only lowering errors here."""
-    import os
-    import subprocess
-    import sys
-
-    pytest.importorskip("triton", reason="triton is not installed")
-    if torch.cuda.is_available():
-        pytest.skip("a CUDA machine compiles the kernels in the other tests")
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    proc = subprocess.run([sys.executable, "-c", _COMPILE_SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=300)
-    if proc.returncode == 3:
-        pytest.skip(proc.stdout.strip().splitlines()[-1])
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    compile_for_hopper(_COMPILE_SCRIPT)
 
 
 _COMPILE_SCRIPT = """
-import sys
-import triton
-try:
-    from triton.backends.compiler import GPUTarget
-except ImportError:
-    print("this triton cannot compile for a named GPU target"); sys.exit(3)
 from hpo_bench.kernels import apply, score
 from hpo_bench.kernels._common import radix_plan
-
-def compile_(fn, sig, cx, nw):
-    sig = dict(sig, **{k: "constexpr" for k in cx})
-    src = triton.compiler.ASTSource(fn=fn, signature=sig, constexprs=cx)
-    try:
-        triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": nw})
-    except FileNotFoundError as e:
-        print(f"no CUDA toolchain to compile with: {e}"); sys.exit(3)
 
 for src, key32 in ((0, True), (2, False), (1, True)):
     for split in (False, True):

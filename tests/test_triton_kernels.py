@@ -17,6 +17,7 @@ pytest.importorskip("triton", reason="triton is not installed: the Triton kernel
 from hpo_bench import kernels  # noqa: E402
 from hpo_bench.kernels import _common  # noqa: E402
 from hpo_bench.ops import reference  # noqa: E402
+from hopper import compile_for_hopper  # noqa: E402
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -150,36 +151,11 @@ def test_nm_nan_leaves_tensor_unchanged():
 def test_kernels_compile_for_hopper():
     """Compile (no GPU needed) every kernel for sm_90, in a process without the interpreter:
     catches GPU-only lowering errors on a CPU-only machine."""
-    import subprocess
-    import sys
-
-    if torch.cuda.is_available():
-        pytest.skip("a CUDA machine compiles every kernel in the other tests")
-
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    proc = subprocess.run([sys.executable, "-c", _COMPILE_SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=300)
-    if proc.returncode == 3:
-        pytest.skip(proc.stdout.strip().splitlines()[-1])
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    compile_for_hopper(_COMPILE_SCRIPT)
 
 
 _COMPILE_SCRIPT = """
-import sys
-import triton
-try:
-    from triton.backends.compiler import GPUTarget
-except ImportError:
-    print("this triton cannot compile for a named GPU target"); sys.exit(3)
 from hpo_bench.kernels import apply, nm, select
-
-def compile_(fn, sig, cx, nw):
-    sig = dict(sig, **{k: "constexpr" for k in cx})
-    src = triton.compiler.ASTSource(fn=fn, signature=sig, constexprs=cx)
-    try:
-        triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": nw})
-    except FileNotFoundError as e:
-        print(f"no CUDA toolchain to compile with: {e}"); sys.exit(3)
 
 i64 = {"tab_ptr": "*i64", "state_ptr": "*i64"}
 for src, key32, inf in [(0, True, 0x7F800000), (1, False, 0x7C00), (1, True, 0x7F800000),
