@@ -15,6 +15,8 @@ name = "digits"                  # optional: the comparison's folder (default: t
 problem_args = { width = 2048 }  # optional: keyword arguments of the problem's factory
 study_workers = 1                # optional: trials run at once inside each study (default 1: every
                                  # method as it behaves alone; more changes how methods behave)
+best_known = 0.975               # optional: the best value known for the problem's objective (the
+                                 # 0 of normalized regret; default: the best any run reached)
 ```
 
 Each comparison runs into ``OUT/NAME/`` (studies.log, compare.json, its report), so rerunning the
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,12 +46,16 @@ from .compare import submit as submit_runs
 from .queue import RunQueue
 from .storage import default_storage
 from .report import describe, headline, pairwise_table, write_report
+from .report.aggregate import aggregate
+from .report.markdown import aggregate_markdown
+from .report.plots import plot_anytime, plot_cd, plot_iqm
+from .results import CompareResult, load_compare
 from .timing import timing_line, timing_of
 
 __all__ = ["Comparison", "Suite", "load_suite", "report_suite", "run_suite", "write_suite_report"]
 
 _SUITE_KEYS = {"name", "description", "seeds", "threads", "comparison"}
-_CMP_KEYS = {"problem", "methods", "budget", "seeds", "name", "problem_args", "study_workers"}
+_CMP_KEYS = {"problem", "methods", "budget", "seeds", "name", "problem_args", "study_workers", "best_known"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ class Comparison:
     seeds: list[int]
     problem_args: dict[str, Any] = field(default_factory=dict)
     study_workers: int = 1
+    best_known: float | None = None
 
     def make_problem(self) -> Any:
         return get_problem(self.problem, **self.problem_args)
@@ -170,7 +178,12 @@ def load_suite(path: str | Path) -> Suite:
         sw = c.get("study_workers", 1)
         if isinstance(sw, bool) or not isinstance(sw, int) or sw < 1:
             raise ValueError(f"{w}: study_workers must be an integer >= 1, got {sw!r}")
-        out.append(Comparison(name, problem, list(methods), _budget(c["budget"], w), seeds, dict(args), sw))
+        best_known = c.get("best_known")
+        if best_known is not None and (isinstance(best_known, bool) or not isinstance(best_known, (int, float))
+                                       or not math.isfinite(best_known)):
+            raise ValueError(f"{w}: best_known must be a number, got {best_known!r}")
+        out.append(Comparison(name, problem, list(methods), _budget(c["budget"], w), seeds, dict(args), sw,
+                              None if best_known is None else float(best_known)))
     return Suite(str(data.get("name", path.stem)), str(data.get("description", "")), out, str(path), threads)
 
 
@@ -225,7 +238,7 @@ def run_suite(
 
         wait_workers(start_workers(queue, workers or 1, groups=names, cache=CacheSpec.of(memo), device=device,
                                    quiet=quiet_workers))
-    results = []
+    results, compared = [], {}
     for c in suite.comparisons:
         problem = problems[c.name]
         d = out / c.name
@@ -236,10 +249,13 @@ def run_suite(
         summary = write_report(d, res)
         timing = timing_of(res, time.perf_counter() - t0)
         results.append({"name": c.name, "problem": c.problem, "dir": str(d), "summary": summary, "timing": timing})
+        if c.best_known is not None:
+            results[-1]["best_known"] = c.best_known
+        compared[c.name] = res
         if on_comparison:
             on_comparison(c, results[-1])
     payload = {"suite": suite.name, "description": suite.description, "file": suite.path, "comparisons": results}
-    write_suite_report(out, payload)
+    write_suite_report(out, payload, compared)
     return payload
 
 
@@ -263,10 +279,22 @@ def report_suite(out: str | Path) -> dict[str, Any]:
     return payload
 
 
-def write_suite_report(out: Path, payload: dict[str, Any]) -> None:
-    """``suite.json`` and ``report.md``: each comparison's headline, pairs and timing."""
+def write_suite_report(out: Path, payload: dict[str, Any],
+                       results: dict[str, CompareResult] | None = None) -> None:
+    """``suite.json`` and ``report.md``: the methods across problems (``aggregate``: normalized
+    regret, ranks, tests, IQM intervals; its plots cd.png, iqm.png, anytime.png), then each
+    comparison's headline, pairs and timing. ``results``: the comparisons by name (default: read
+    from each ``OUT/NAME/compare.json``)."""
+    out = Path(out)
     name, description = payload["suite"], payload.get("description", "")
     md = [f"# Suite {name}", "", description, ""] if description else [f"# Suite {name}", ""]
+    payload.pop("aggregate", None)
+    agg = _aggregate(out, payload, results or {})
+    if agg is not None:
+        plots = {"cd": plot_cd(agg, out / "cd.png"), "iqm": plot_iqm(agg, out / "iqm.png"),
+                 "anytime": plot_anytime(agg, out / "anytime.png")} if agg["methods"] and agg["blocks"] else {}
+        md += aggregate_markdown(agg, plots)
+        payload["aggregate"] = agg
     for c in payload["comparisons"]:
         summary, n = c["summary"], c["name"]
         md += [f"## {n}", "", describe(summary) + ".", "", "```", headline(summary), "```", "",
@@ -275,3 +303,18 @@ def write_suite_report(out: Path, payload: dict[str, Any]) -> None:
                f"![best so far]({n}/trajectories.png)", "", f"![final results]({n}/finals.png)", ""]
     write_json_atomic(out / "suite.json", payload)
     write_text_atomic(out / "report.md", "\n".join(md))
+
+
+def _aggregate(out: Path, payload: dict[str, Any], results: dict[str, CompareResult]) -> dict[str, Any] | None:
+    """The suite's aggregate over every comparison whose results can be read (None: none)."""
+    comparisons = []
+    for c in payload["comparisons"]:
+        res = results.get(c["name"])
+        if res is None:
+            try:
+                res = load_compare(out / c["name"])
+            except ValueError:
+                continue
+        if res.runs:
+            comparisons.append({"name": c["name"], "result": res, "best_known": c.get("best_known")})
+    return aggregate(comparisons) if comparisons else None

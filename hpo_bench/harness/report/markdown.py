@@ -18,7 +18,7 @@ from .plots import plot_finals, plot_pareto, plot_time_to_target, plot_trajector
 from .summary import summarize
 from .text import describe, headline, pairwise_table, value_columns
 
-__all__ = ["write_report"]
+__all__ = ["aggregate_markdown", "write_report"]
 
 
 def write_report(out_dir: str | Path, result: CompareResult | None = None) -> dict[str, Any]:
@@ -146,4 +146,83 @@ def _pareto_tables(summary: dict[str, Any]) -> list[str]:
         hv = ", ".join(f"seed {seed} {fmt(hvs.get(m, {}).get(seed))}" for seed in seeds)
         lines += [f"### {m}", "", f"Hypervolume: {hv}.", "",
                   "```", table(["seed", "trial", *o], rows), "```", ""]
+    return lines
+
+
+# ---------------------------------------------------------------------- a suite across problems
+def power_line(agg: dict[str, Any]) -> str:
+    """What "not significant" can and cannot mean with this many blocks."""
+    pw = agg["ranking"]["power"]
+    n, k, alpha = pw["blocks"], pw["pairs"], pw["alpha"]
+    if not k:
+        return f"With n = {n} blocks and one method there is nothing to test."
+    line = (f"With n = {n} blocks, the smallest p a pair can reach is 2 / 2^{n} = {fmt(pw['min_p'])} (every block "
+            f"favouring one method), {fmt(pw['min_p_holm'])} after Holm over {k} pairs. ")
+    if pw["needs_one_side_holm"] is None:
+        return line + (f"So no difference can reach adjusted p < {alpha:g} with this many blocks, however large: "
+                       "\"not significant\" here says nothing about \"equal\"; add seeds or problems.")
+    return line + (f"No difference can reach adjusted p < {alpha:g} unless at least {pw['needs_one_side_holm']} of "
+                   f"the {n} blocks (that differ) favour the same method (unadjusted: {pw['needs_one_side']}); "
+                   "\"not significant\" is not \"equal\".")
+
+
+def aggregate_markdown(agg: dict[str, Any], plots: dict[str, Path]) -> list[str]:
+    """The suite report's section on the methods across problems."""
+    lines = ["## Across problems", ""]
+    inc = [p for p in agg["problems"] if p["included"]]
+    for p in agg["problems"]:
+        if not p["included"]:
+            lines += [f"Left out: {p['name']} ({p['reason']}).", ""]
+    if not inc or not agg["methods"]:
+        return lines + ["No comparison could be put on the common scale.", ""]
+    rk, iq = agg["ranking"], agg["iqm"]
+    lines += [
+        "Each run's result on one scale, **normalized regret** = (best found within budget - best known) / "
+        "(untuned default - best known) on the problem's objective: 0 = the best known, 1 = no better than the "
+        "untuned default, above 1 worse than it (nothing is clipped). Best known: the best any method and seed "
+        "reached in this suite, unless the suite file gives `best_known`. A **block** is one (problem, seed); "
+        f"{agg['blocks']} blocks. Methods: {', '.join(agg['methods'])}"
+        + (f" (left out, not run on every problem: {', '.join(agg['methods_dropped'])})" if agg["methods_dropped"]
+           else "") + ".", "",
+        "```", table(["problem", "objective", "direction", "untuned default", "best known", "source", "seeds"],
+                     [[p["name"], p["objective"], p["direction"], p["default"], p["best_known"],
+                       p["best_known_source"], len(p["seeds"])] for p in inc]), "```", ""]
+    rows = []
+    for m in rk["order"]:
+        s = iq["methods"][m]
+        lo, hi = s["ci95"]
+        rows.append([m, rk["mean_rank"][m], s["iqm"], f"[{fmt(lo)}, {fmt(hi)}]", s["median"], s["mean"],
+                     f"{s['worse_than_default']}/{s['n']}", s["auc_mean"]])
+    lines += ["`rank`: mean rank of final regret over blocks (1 = best, ties share); `IQM`: interquartile mean of "
+              f"final regret over blocks, `95% CI`: stratified bootstrap ({iq['bootstrap']['resamples']} resamples of "
+              f"the seeds within each problem, seed {iq['bootstrap']['seed']}, percentile); `>1`: blocks worse than "
+              "the untuned default; `AUC`: mean area under the best-so-far regret over the budget fraction (0 to 1; "
+              "regret 1 before a first result).", "",
+              "```", table(["method", "rank", "IQM", "95% CI", "median", "mean", ">1", "AUC"], rows), "```", ""]
+    fr = rk.get("friedman") or {}
+    if fr.get("p") is not None:
+        lines += [f"Friedman test over the {fr['blocks']} blocks (rows = blocks, {fr['methods']} methods): "
+                  f"chi2 = {fmt(fr['statistic'])}, df = {fr['df']}, p = {fmt(fr['p'])}.", ""]
+    elif fr:
+        lines += [f"Friedman test: not run ({fr.get('note')}).", ""]
+    prs = rk["pairwise"]
+    if prs:
+        zero = prs[0]["zero_method"]
+        lines += [f"Pairs: Wilcoxon signed-rank on the per-block regret differences, two-sided, zero differences "
+                  f"{'dropped' if zero.startswith('wilcox') else zero}, Holm-adjusted over {len(prs)} pairs "
+                  "(`p holm`); `r`: matched-pairs rank-biserial (> 0: a has the lower regret); `a/tie/b`: blocks "
+                  "where a is better / equal / b is better.", "",
+                  "```", table(["pair (a vs b)", "a/tie/b", "n", "p", "p holm", "r"],
+                               [[f"{p['a']} vs {p['b']}", f"{p['a_better']}/{p['ties']}/{p['b_better']}",
+                                 p["nonzero"], p["p"], p["p_holm"], p["rank_biserial"]] for p in prs]), "```", "",
+                  power_line(agg), ""]
+        groups = rk["groups"]
+        lines += [("Not separated by the adjusted tests (bars in the diagram): "
+                   + "; ".join("{" + ", ".join(g) + "}" for g in groups) + ".") if groups else
+                  "Every pair of methods is separated by the adjusted tests.", ""]
+    for key, alt in (("cd", "critical difference diagram"), ("iqm", "IQM of normalized regret"),
+                     ("anytime", "anytime performance")):
+        if key in plots:
+            lines += [f"![{alt}]({plots[key].name})", ""]
+    lines += ["Numbers: `aggregate` in `suite.json`.", ""]
     return lines

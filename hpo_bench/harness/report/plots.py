@@ -12,7 +12,8 @@ from typing import Any
 from ..._text import fmt
 from .text import describe
 
-__all__ = ["plot_finals", "plot_pareto", "plot_time_to_target", "plot_trajectories"]
+__all__ = ["plot_anytime", "plot_cd", "plot_finals", "plot_iqm", "plot_pareto", "plot_time_to_target",
+           "plot_trajectories"]
 
 
 def _wrap(text: str, width: int = 100) -> str:
@@ -254,6 +255,140 @@ def plot_pareto(summary: dict[str, Any], path: Path) -> Path:
     ref_text = ", ".join(f"{name} {fmt(v)}" for name, v in zip(o, ref))
     fig.suptitle(f"Pareto fronts of the credited trials ({summary['problem']}); hypervolume: the area they "
                  f"dominate, bounded by the reference point ({ref_text})", fontsize=10)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------- a suite across problems
+def _suite_title(agg: dict[str, Any]) -> str:
+    probs = [p["name"] for p in agg["problems"] if p["included"]]
+    return f"{len(probs)} problem{'s' * (len(probs) != 1)} ({', '.join(probs)}), {agg['blocks']} (problem, seed) blocks"
+
+
+def plot_cd(agg: dict[str, Any], path: Path) -> Path:
+    """Critical-difference diagram: the methods on their mean-rank axis (1 = best, on the left), a
+    bar joining each group that the Holm-adjusted Wilcoxon tests do not separate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rk = agg["ranking"]
+    order, ranks, groups = rk["order"], rk["mean_rank"], rk["groups"]
+    k = len(order)
+    colors = _colors(agg["methods"])
+    half = (k + 1) // 2
+    n_rows = max(half, k - half)
+    fig, ax = plt.subplots(figsize=(9, 2.2 + 0.42 * n_rows + 0.25 * len(groups)), constrained_layout=True)
+    ax.set_xlim(0.95 - 0.35 * k, k + 0.05 + 0.35 * k)   # rank 1 (best) on the left; room for the labels
+    ax.set_ylim(-(n_rows + 0.8) - 0.3 * len(groups), 0.6)
+    ax.axhline(0, color="black", lw=1.2)
+    for r in range(1, k + 1):
+        ax.plot([r, r], [0, 0.12], color="black", lw=1)
+        ax.text(r, 0.2, str(r), ha="center", va="bottom", fontsize=9)
+    for sub in [x / 2 for x in range(3, 2 * k, 2)]:
+        ax.plot([sub, sub], [0, 0.06], color="black", lw=0.8)
+    for i, m in enumerate(order):   # the better half labelled on the left, the rest on the right
+        left = i < half
+        row = i if left else k - 1 - i
+        y = -(row + 1) * 0.9 - 0.3 * len(groups)
+        xr = ranks[m]
+        xt = 0.9 if left else k + 0.1
+        ax.plot([xr, xr, xt], [0, y, y], color=colors[m], lw=1.6)
+        ax.text(xt, y, f" {m} ({xr:.2f}) " if left else f" ({xr:.2f}) {m} ",
+                ha="right" if left else "left", va="center", fontsize=10, color=colors[m], fontweight="bold",
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})
+    for g, members in enumerate(groups):
+        xs = [ranks[m] for m in members]
+        y = -0.28 - 0.3 * g
+        ax.plot([min(xs) - 0.03, max(xs) + 0.03], [y, y], color="black", lw=4, solid_capstyle="round")
+    ax.axis("off")
+    pw = rk["power"]
+    fr = rk.get("friedman") or {}
+    fried = f" Friedman test over the blocks: p = {fmt(fr['p'])}." if fr.get("p") is not None else ""
+    fig.suptitle(_wrap(f"Mean rank of final normalized regret over {_suite_title(agg)} (1 = best). A bar joins "
+                       f"methods no pair of which the Wilcoxon signed-rank tests (Holm-adjusted over {pw['pairs']} "
+                       f"pairs) separate at {pw['alpha']:g}.{fried}", 110), fontsize=10)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_iqm(agg: dict[str, Any], path: Path) -> Path:
+    """Per method: the IQM of final normalized regret over all blocks with its 95% stratified
+    bootstrap interval (horizontal), every block's regret as a faint dot behind it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = agg["ranking"]["order"] or agg["methods"]
+    colors = _colors(agg["methods"])
+    stats = agg["iqm"]["methods"]
+    fig, ax = plt.subplots(figsize=(9, 1.6 + 0.55 * len(methods)), constrained_layout=True)
+    probs = [p["name"] for p in agg["problems"] if p["included"]]
+    for i, m in enumerate(methods):
+        y = len(methods) - 1 - i
+        vals = [(p, v) for p in probs for v in agg["regret"][m][p] if v is not None]
+        for k, (p, v) in enumerate(vals):
+            ax.scatter(v, y + 0.22 + 0.05 * probs.index(p), s=12, color="0.45", alpha=0.45,
+                       marker=_MARKERS[probs.index(p) % len(_MARKERS)], lw=0)
+        s = stats[m]
+        lo, hi = s["ci95"]
+        if lo is not None:
+            ax.plot([lo, hi], [y, y], color=colors[m], lw=7, alpha=0.55, solid_capstyle="butt")
+            ax.plot([s["iqm"]] * 2, [y - 0.22, y + 0.22], color="black", lw=2)
+            ax.text(hi, y, f"  {fmt(s['iqm'])} [{fmt(lo)}, {fmt(hi)}]", va="center", fontsize=9)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.axvline(1, color="black", ls=":", lw=1)
+    ax.text(0, len(methods) - 0.35, " best known", fontsize=8, va="bottom")
+    ax.text(1, len(methods) - 0.35, " untuned default", fontsize=8, va="bottom")
+    ax.set_yticks(range(len(methods)), list(reversed(methods)))
+    ax.set_ylim(-0.6, len(methods) - 0.1)
+    ax.set_xlabel("final normalized regret (0 = best known, 1 = untuned default; lower is better)")
+    ax.grid(axis="x", alpha=0.3)
+    markers = ", ".join(f"{_MARKERS[i % len(_MARKERS)]} {p}" for i, p in enumerate(probs))
+    fig.suptitle(_wrap(f"IQM of final normalized regret, bar = 95% stratified bootstrap interval "
+                       f"({agg['iqm']['bootstrap']['resamples']} resamples, seeds within problems); dots = blocks "
+                       f"({markers}); {_suite_title(agg)}", 110), fontsize=10)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_anytime(agg: dict[str, Any], path: Path) -> Path:
+    """Against the spent budget fraction: left, each method's mean rank over blocks (1 = best);
+    right, the IQM over blocks of its best-so-far normalized regret, its AUC in the legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods, colors = agg["methods"], _colors(agg["methods"])
+    at = agg["anytime"]
+    grid = [0.0, *at["grid"]]   # at 0 nobody has a result: every method the untuned default, tied
+    tied = (len(methods) + 1) / 2
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True)
+    for k, m in enumerate(methods):
+        st = dict(color=colors[m], lw=2.3 - 0.25 * (k % 5), ls=_STYLES[k % 5], drawstyle="steps-post")
+        left.plot(grid, [tied, *at["mean_rank"][m]], label=m, **st)
+        a = agg["iqm"]["methods"][m]["auc_mean"]
+        right.plot(grid, [agg["no_result_regret"], *at["iqm_regret"][m]], label=f"{m} (mean AUC {fmt(a)})", **st)
+    left.set_ylim(len(methods) + 0.2, 0.8)  # rank 1 at the top
+    left.set_ylabel("mean rank over blocks (1 = best)")
+    right.set_ylabel("IQM of best-so-far normalized regret")
+    right.axhline(1, color="black", ls=":", lw=1)
+    right.axhline(0, color="black", lw=0.8)
+    for ax in (left, right):
+        ax.set_xlabel("spent fraction of the budget")
+        ax.set_xlim(0, 1.0)
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=9, frameon=False)
+    right.legend(fontsize=9, frameon=False)
+    fig.suptitle(_wrap(f"Anytime performance, {_suite_title(agg)}: a method with no result yet counts as the "
+                       f"untuned default (regret {fmt(agg['no_result_regret'])}); AUC = area under its "
+                       "best-so-far regret over the fraction [0, 1]", 120), fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
