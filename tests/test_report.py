@@ -107,6 +107,18 @@ def test_report_files_and_summary(tiny, tmp_path):
     assert (out / "time_to_target.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "![time to target](time_to_target.png)" in md
     assert set(summary["time_to_target"]["methods"]) == {"random", "tpe"}
+    # provenance: compare.json records it when the comparison ran, summary.json carries it on
+    recorded = json.loads((out / "compare.json").read_text())["provenance"]
+    assert set(recorded) >= {"git_commit", "versions", "device", "n_workers", "workers"}
+    assert recorded["device"] == "cpu" and recorded["workers"] == 1
+    assert recorded["n_workers"] == {m: {str(s): 1 for s in (0, 1, 2)} for m in ("random", "tpe")}
+    assert set(recorded["versions"]) == {"torch", "optuna", "scikit-optimize", "numpy", "scipy", "python",
+                                         "hpo_bench"}
+    assert summary["provenance"] == recorded and list(summary)[-1] == "provenance"
+    d = json.loads((out / "compare.json").read_text())
+    d["provenance"]["git_commit"] = "from-the-run"
+    (out / "compare.json").write_text(json.dumps(d))
+    assert write_report(out)["provenance"] == {**recorded, "git_commit": "from-the-run"}  # the run's, not now's
 
 
 def test_multi_objective_hypervolume_and_pareto_plot(tiny_mo, tmp_path):
@@ -363,3 +375,74 @@ def test_best_found_is_the_best_credited_trial_of_any_run(make, tmp_path):
                for r, t in done if sign * t.values[0] == top)
     write_report(tmp_path, res)
     assert "Best found:" in (tmp_path / "report.md").read_text()
+
+
+# ---------------------------------------------------------------------- what a p is, and how small it can get
+_OLD_PAIR_KEYS = ["a", "b", "wins", "losses", "ties", "p", "rank_biserial", "statistic", "p_a_beats_b"]
+
+
+def _sweep(n_seeds, methods=("a", "b")):
+    """``a`` better than ``b`` on every one of ``n_seeds`` seeds, by different margins."""
+    return _hand({m: {s: [(0.9 - 0.01 * s - (0.1 if m != methods[0] else 0.0) * (1 + s / 10), 1)]
+                      for s in range(n_seeds)} for m in methods},
+                 {"trials": 1, "epochs": None})
+
+
+@pytest.mark.parametrize("make", [_hand_so, _hand_min, _hand_mo], ids=["epochs-max", "trials-min", "multi"])
+def test_pairwise_rows_say_what_test_they_hold(make):
+    from hpo_bench.harness.stats import wilcoxon
+
+    summary = _timeless(summarize(make()))
+    for row in summary["pairwise"]:
+        assert list(row)[:len(_OLD_PAIR_KEYS)] == _OLD_PAIR_KEYS     # old keys keep their place
+        assert {k: row[k] for k in ("test", "alternative", "correction")} == {
+            "test": "Wilcoxon signed-rank", "alternative": "two-sided", "correction": "none"}
+        assert "dropped" in row["zero_differences"] and "wilcox" in row["zero_differences"]
+        goods = {m: summary["summary"][m]["finals"] for m in (row["a"], row["b"])}
+        paired = [(x, y) for x, y in zip(goods[row["a"]], goods[row["b"]]) if x is not None and y is not None]
+        assert row["n"] == len(paired)
+        sign = -1 if summary["metric_direction"] == "minimize" else 1
+        w = wilcoxon([sign * x for x, _ in paired], [sign * y for _, y in paired])
+        assert row["n_nonzero"] == w["n_nonzero"] and row["p"] == pytest.approx(w["p"])
+        assert row["min_p"] == pytest.approx(2 / 2 ** row["n"])
+
+
+@pytest.mark.parametrize("n_seeds, reachable", [(4, False), (5, False), (6, True), (8, True)])
+def test_the_smallest_possible_p_is_said_under_the_pairwise_table(n_seeds, reachable, tmp_path):
+    from hpo_bench.harness.report.text import pairwise_table
+
+    res = _sweep(n_seeds)
+    summary = write_report(tmp_path, res)
+    (pair,) = summary["pairwise"]
+    assert (pair["wins"], pair["losses"]) == (n_seeds, 0)
+    assert pair["min_p"] == 2 / 2 ** n_seeds == pytest.approx(pair["p"])   # a clean sweep reaches it
+    text = pairwise_table(summary)
+    note = text.splitlines()[-1]
+    assert note.startswith(f"with {n_seeds} paired seeds the smallest possible p") and f"{2 / 2 ** n_seeds:.3g}" in note
+    assert ("no difference can reach p < 0.05" in note) == (not reachable)
+    assert ("not that they are equal" in note) == reachable
+    assert note not in pairwise_table(summary, note=False)
+    md = (tmp_path / "report.md").read_text()
+    block_end = md.index("a vs b")
+    inside, after = md[block_end:].split("```", 1)
+    assert "smallest possible p" not in inside          # under the table, not in its code block
+    assert after.lstrip("\n").startswith(f"With {n_seeds} paired seeds the smallest possible p")
+    assert "no correction for the number of pairs" in md
+
+
+def test_no_pairwise_note_without_a_pair():
+    from hpo_bench.harness.report.text import pairwise_note, pairwise_table
+
+    summary = summarize(_hand({"a": {0: [(0.9, 1)], 1: [(0.8, 1)]}}, {"trials": 1, "epochs": None}))
+    assert summary["pairwise"] == [] and pairwise_note(summary) == ""
+    assert "smallest possible p" not in pairwise_table(summary)
+
+
+def test_a_tied_seed_is_in_n_but_not_in_the_test():
+    res = _sweep(7)
+    tied = next(r for r in res.runs if r.method == "b" and r.seed == 3)
+    tied.trials[0].values = list(next(r for r in res.runs if r.method == "a" and r.seed == 3).trials[0].values)
+    (pair,) = summarize(res)["pairwise"]
+    assert (pair["wins"], pair["ties"], pair["losses"]) == (6, 1, 0)
+    assert pair["n"] == 7 and pair["n_nonzero"] == 6 and pair["min_p"] == 2 / 2 ** 7
+    assert pair["p"] == pytest.approx(2 / 2 ** 6)        # the tie is dropped: the sweep of the other six

@@ -147,3 +147,21 @@ def test_the_best_of_a_multi_objective_run_is_on_its_pareto_front():
     # trial 0 ties trial 1 on accuracy but is dominated by it: never "best"
     assert run.best().number == 1
     assert [t.number for t in run.pareto()] == [1, 2]
+
+
+def test_wilcoxon_min_p_is_the_exact_p_of_a_clean_sweep():
+    from hpo_bench.harness.stats import wilcoxon_min_p
+
+    for n in range(1, 13):
+        d = [0.01 * (i + 1) for i in range(n)]  # every seed won by a, no two differences equal
+        assert wilcoxon_min_p(n) == pytest.approx(sps.wilcoxon(d, method="exact").pvalue, rel=1e-12), n
+        assert wilcoxon_min_p(n) == pytest.approx(wilcoxon(d, [0.0] * n)["p"], rel=1e-12), n
+        # no other sign pattern of these differences gets lower
+        if n <= 8:
+            ps = [sps.wilcoxon([x if (mask >> i) & 1 else -x for i, x in enumerate(d)], method="exact").pvalue
+                  for mask in range(2 ** n)]
+            assert min(ps) == pytest.approx(wilcoxon_min_p(n), rel=1e-12), n
+    assert wilcoxon_min_p(0) == 1.0 and wilcoxon_min_p(1) == 1.0
+    assert wilcoxon_min_p(4) == 0.125 and wilcoxon_min_p(5) > 0.05 > wilcoxon_min_p(6) == 0.03125
+    with pytest.raises(ValueError):
+        wilcoxon_min_p(-1)

@@ -22,6 +22,7 @@ from ..evaluate import EvaluatorLike, load_problem, make_evaluator
 from ..methods import check_method
 from ..problems import Problem
 from .budget import Budget
+from .provenance import provenance
 from .report.summary import summarize
 from .results import CompareResult, RunResult, TrialRecord
 from .queue import RunQueue, is_database
@@ -109,6 +110,7 @@ def compare(
     result = CompareResult(
         problem=problem.name, objectives=list(problem.objectives), directions=problem.directions,
         budget={"trials": budget.trials, "epochs": budget.epochs}, seeds=seeds,
+        device=str(getattr(evaluator, "device", device)),
     )
     t0 = time.perf_counter()
     if with_baseline:
@@ -257,7 +259,8 @@ def collect(queue: RunQueue | str, name: str, *, evaluator: EvaluatorLike | None
 def compare_json(result: CompareResult, summary: dict[str, Any] | None = None) -> dict[str, Any]:
     """``compare.json``: every run and trial, and per method the summary's row (report/summary.py;
     ``summary`` if the caller already has it) with the mean wall and suggestion seconds per seed
-    (kept apart: they are not results)."""
+    (kept apart: they are not results), and ``provenance`` (provenance.py: the source's git commit,
+    the versions, the device, the workers)."""
     rows = (summary or summarize(result))["summary"]
     by_method = result.by_method()
     summary = [{"method": m, **row,
@@ -265,4 +268,5 @@ def compare_json(result: CompareResult, summary: dict[str, Any] | None = None) -
                 "suggest_seconds": statistics.fmean(r.suggest_seconds for r in by_method[m])}
                for m, row in rows.items()]
     d = result.to_dict()
-    return {**{k: v for k, v in d.items() if k != "runs"}, "summary": summary, "runs": d["runs"]}
+    return {**{k: v for k, v in d.items() if k != "runs"}, "summary": summary, "provenance": provenance(result),
+            "runs": d["runs"]}

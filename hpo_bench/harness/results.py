@@ -115,6 +115,7 @@ class CompareResult:
     wall_seconds: float = 0.0               # this call's wall time (a resumed call: its part only)
     baseline_seconds: float = 0.0           # of which evaluating the baseline
     workers: int = 1                        # processes that ran the runs (compare's workers)
+    device: str | None = None               # where the runs ran (compare's device; None: not known)
 
     def by_method(self) -> dict[str, list[RunResult]]:
         out: dict[str, list[RunResult]] = {}
@@ -133,6 +134,7 @@ class CompareResult:
             "wall_seconds": self.wall_seconds,
             "baseline_seconds": self.baseline_seconds,
             "workers": self.workers,
+            "device": self.device,
             "runs": [r.to_dict() for r in self.runs],
         }
 
@@ -143,6 +145,7 @@ class CompareResult:
             budget=d["budget"], seeds=d["seeds"], runs=[RunResult.from_dict(r) for r in d["runs"]],
             baseline=d.get("baseline"), wall_seconds=d.get("wall_seconds", 0.0),
             baseline_seconds=d.get("baseline_seconds", 0.0), workers=d.get("workers", 1),
+            device=d.get("device"),
         )
 
 

@@ -9,7 +9,10 @@ Callers pass *goodness* (a value, negated for a minimised objective) wherever "b
   rank-biserial correlation as effect size, all-zero differences -> p = 1, r = 0);
   ``average_ranks`` (1 = best, ties share their mean rank); ``prob_beats`` (P(a's final > b's final)
   over all seed pairs, ties count half: the common-language effect size, = Mann-Whitney U / (n m)).
-* ``hypervolume_2d``: exact 2-D hypervolume of a set of points against a reference point.
+* ``hypervolume``: exact hypervolume of a set of points against a reference point, any number of
+  objectives (Optuna's own ``compute_hypervolume``, on minimisation: maximised objectives negated).
+  ``hypervolume_2d``: the hand-written 2-D staircase it replaced in the summary, kept as a check.
+* ``wilcoxon_min_p``: the smallest two-sided p the signed-rank test can give with n pairs.
 * ``pareto_front``: which points no other point dominates, under each objective's direction.
 """
 from __future__ import annotations
@@ -19,9 +22,16 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
-    "average_ranks", "dominates", "hypervolume_2d", "median_iqr", "pareto_front", "prob_beats", "quantile",
-    "wilcoxon",
+    "WILCOXON", "average_ranks", "dominates", "hypervolume", "hypervolume_2d", "median_iqr", "pareto_front",
+    "prob_beats", "quantile", "wilcoxon", "wilcoxon_min_p",
 ]
+
+#: What ``wilcoxon`` computes, in words (summary.json's pairwise rows carry these beside each p).
+WILCOXON: dict[str, str] = {
+    "test": "Wilcoxon signed-rank",
+    "alternative": "two-sided",
+    "zero_differences": "dropped before ranking (scipy zero_method='wilcox'); all differences zero -> p = 1",
+}
 
 
 # ---------------------------------------------------------------------- basic statistics
@@ -79,6 +89,15 @@ def wilcoxon(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
     return out
 
 
+def wilcoxon_min_p(n: int) -> float:
+    """The smallest two-sided p the signed-rank test can reach with ``n`` paired differences: all of
+    one sign, no ties (exact null distribution: 2 / 2**n; 1 for n = 0). Differences of zero are
+    dropped first, so a seed where both tie lowers the n that counts."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    return min(1.0, 2.0 / 2.0 ** n)
+
+
 def prob_beats(a: Sequence[float], b: Sequence[float]) -> float:
     """P(a_i > b_j) over all pairs (i, j) of seeds, ties counting half."""
     if not a or not b:
@@ -119,6 +138,36 @@ def hypervolume_2d(points: Sequence[Sequence[float]], reference: Sequence[float]
             area += (rx - x) * (best_y - y)
             best_y = y
     return area
+
+
+def hypervolume(points: Sequence[Sequence[float]], reference: Sequence[float],
+                directions: Sequence[str] | None = None) -> float:
+    """Exact volume dominated by ``points`` and bounded by ``reference``, any number of objectives
+    (``directions``: per objective, default all "minimize"). Optuna's ``compute_hypervolume`` (WFG;
+    2-D and 3-D sweeps) on the points as losses: maximised objectives negated. Points that do not
+    strictly beat the reference on every objective add nothing (they are left out: Optuna refuses
+    them)."""
+    import numpy as np
+    from optuna._hypervolume import compute_hypervolume
+
+    k = len(reference)
+    if k < 1:
+        raise ValueError("hypervolume needs at least one objective")
+    directions = list(directions) if directions is not None else ["minimize"] * k
+    if len(directions) != k:
+        raise ValueError(f"{k} reference values but {len(directions)} directions")
+    if bad := [d for d in directions if d not in ("minimize", "maximize")]:
+        raise ValueError(f"direction {bad[0]!r} is neither 'minimize' nor 'maximize'")
+    sign = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
+    ref = sign * np.asarray(reference, dtype=float)
+    rows = [list(p) for p in points]
+    if any(len(r) != k for r in rows):
+        raise ValueError(f"every point needs {k} values (one per objective of the reference)")
+    pts = np.asarray(rows, dtype=float).reshape(len(rows), k) * sign
+    pts = pts[np.all(pts < ref, axis=1)]  # NaN compares False: left out too
+    if len(pts) == 0:
+        return 0.0
+    return float(compute_hypervolume(pts, ref))
 
 
 def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:

@@ -3,20 +3,25 @@
 
     write_report(out_dir)          reads out_dir/compare.json (written by ``compare``), writes
                                    summary.json, report.md, trajectories.png, time_to_target.png,
-                                   finals.png and, for a multi-objective problem, pareto.png (and
-                                   a table of each seed's Pareto front in report.md)
+                                   finals.png and, for a multi-objective problem, a table of each
+                                   seed's Pareto front in report.md (and, with two objectives,
+                                   pareto.png). summary.json ends with ``provenance``
+                                   (provenance.py): compare.json's when the report is written
+                                   from it, else this process's.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from ..._io import write_json_atomic, write_text_atomic
 from ..._text import fmt, table
+from ..provenance import provenance
 from ..results import CompareResult, load_compare
 from .plots import plot_finals, plot_pareto, plot_time_to_target, plot_trajectories
 from .summary import summarize
-from .text import describe, headline, pairwise_table, value_columns
+from .text import describe, headline, pairwise_note, pairwise_table, value_columns
 
 __all__ = ["aggregate_markdown", "write_report"]
 
@@ -24,18 +29,31 @@ __all__ = ["aggregate_markdown", "write_report"]
 def write_report(out_dir: str | Path, result: CompareResult | None = None) -> dict[str, Any]:
     """Write summary.json, the plots and report.md into ``out_dir``; returns the summary."""
     out = Path(out_dir)
-    result = result if result is not None else load_compare(out)
+    recorded = None
+    if result is None:
+        result = load_compare(out)
+        recorded = _recorded_provenance(out / "compare.json")
     if not result.runs:
         raise ValueError(f"{str(out)!r}: the comparison has no finished run yet")
     summary = summarize(result)
+    summary["provenance"] = recorded if recorded is not None else provenance(result)
     plots = {"trajectories": plot_trajectories(summary, out / "trajectories.png"),
              "time_to_target": plot_time_to_target(summary, out / "time_to_target.png"),
              "finals": plot_finals(summary, out / "finals.png")}
-    if len(result.objectives) > 1:
+    if len(result.objectives) == 2:  # a plane: with more objectives, the Pareto tables alone
         plots["pareto"] = plot_pareto(summary, out / "pareto.png")
     write_json_atomic(out / "summary.json", summary)
     write_text_atomic(out / "report.md", _markdown(summary, plots))
     return summary
+
+
+def _recorded_provenance(path: Path) -> dict[str, Any] | None:
+    """The ``provenance`` compare.json recorded when its comparison ran (None: none recorded)."""
+    try:
+        got = json.loads(path.read_text()).get("provenance")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return got if isinstance(got, dict) else None
 
 
 def _multi(summary: dict[str, Any]) -> bool:
@@ -48,7 +66,8 @@ def _what(summary: dict[str, Any]) -> str:
         return f"each seed's {summary['metric']} ({summary['metric_direction']})"
     o = summary["objectives"]
     ref = ", ".join(f"{name} {fmt(v)}" for name, v in zip(o, summary.get("hv_reference") or []))
-    return (f"each seed's hypervolume: the area its Pareto front of ({o[0]}, {o[1]}) dominates, bounded by "
+    what = "area" if len(o) == 2 else "volume"
+    return (f"each seed's hypervolume: the {what} its Pareto front of ({', '.join(o)}) dominates, bounded by "
             f"the reference point ({ref}); higher is better")
 
 
@@ -66,9 +85,12 @@ def _markdown(summary: dict[str, Any], plots: dict[str, Path]) -> str:
              + "`rank`: mean rank over seeds (1 = best, ties share); `none`: seeds with no completed trial.",
              "", "```", headline(summary), "```", "",
              f"Paired over seeds, on each seed's {value} (Wilcoxon signed-rank, two-sided, zero differences "
-             "dropped; all ties -> p = 1). Rank-biserial > 0: a better. "
+             "dropped; all ties -> p = 1; each pair on its own, no correction for the number of pairs). "
+             "Rank-biserial > 0: a better. "
              + ("P(HV(a) > HV(b))" if multi else "P(a > b)") + ": over all seed pairs, ties count half.", "",
-             "```", pairwise_table(summary), "```", ""]
+             "```", pairwise_table(summary, note=False), "```", ""]
+    if note := pairwise_note(summary):
+        lines += [note[0].upper() + note[1:] + ".", ""]
     if summary.get("baseline"):
         vals = summary["baseline"]["values"]
         if multi:
@@ -90,6 +112,7 @@ def _markdown(summary: dict[str, Any], plots: dict[str, Path]) -> str:
     lines += _time_to_target(summary, plots)
     if "pareto" in plots:
         lines += [f"![Pareto fronts, one per seed]({plots['pareto'].name})", ""]
+    if multi:
         lines += _pareto_tables(summary)
     lines += ["Numbers: `summary.json`; every trial: `compare.json`.", ""]
     return "\n".join(lines)
@@ -128,13 +151,17 @@ def _time_to_target(summary: dict[str, Any], plots: dict[str, Path]) -> list[str
     return lines
 
 
+def _and(names: list[str]) -> str:
+    return " and ".join(names) if len(names) <= 2 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def _pareto_tables(summary: dict[str, Any]) -> list[str]:
     """Per method, every seed's Pareto front of the credited trials: one row per point, sorted by
     the first objective (``trial``: its number in the seed's study, as in compare.json)."""
     o = summary["objectives"]
     lines = ["## Pareto fronts", "",
-             f"Per method and seed, the credited trials no other credited trial beats on both {o[0]} and "
-             f"{o[1]}, sorted by {o[0]}; the seed's hypervolume is that of these points.", ""]
+             f"Per method and seed, the credited trials no other credited trial dominates (at least as good on "
+             f"{_and(o)}, better on one), sorted by {o[0]}; the seed's hypervolume is that of these points.", ""]
     numbers = summary.get("front_trials") or {}
     hvs = summary.get("front_hypervolumes") or {}
     for m in summary["methods"]:

@@ -9,8 +9,9 @@ exactly as an uninterrupted one; wall times are kept apart). It is the one summa
   what it found is not credited), so no method gets more nominal epochs than another.
 * ``final(run)``: the best primary value among the credited trials.
 * per method: median and IQR of the finals over seeds, mean rank, credited trials and epochs;
-  per pair of methods: wins/ties/losses, Wilcoxon, rank-biserial, P(a > b) (stats.py); best-so-far
-  (or hypervolume) trajectories against trials and against nominal epochs.
+  per pair of methods: wins/ties/losses, Wilcoxon (with what test it is, its n and the smallest p
+  that n allows), rank-biserial, P(a > b) (stats.py); best-so-far (or hypervolume, over every
+  objective) trajectories against trials and against nominal epochs.
 * ``time_to_target(result, fraction)``: per method and seed, the nominal epochs (and trials) its
   best so far (or hypervolume) took to come within ``fraction`` of the best final any run reached.
 """
@@ -22,7 +23,9 @@ from typing import Any
 
 from ..budget import Budget
 from ..results import CompareResult, RunResult, TrialRecord
-from ..stats import average_ranks, hypervolume_2d, median_iqr, pareto_front, prob_beats, wilcoxon
+from ..stats import (
+    WILCOXON, average_ranks, hypervolume, median_iqr, pareto_front, prob_beats, wilcoxon, wilcoxon_min_p,
+)
 
 __all__ = ["HV_REFERENCE", "TARGET_FRACTION", "TARGET_FRACTIONS", "best_found", "final", "hv_reference", "summarize",
            "target_value", "time_to_target", "within_budget"]
@@ -74,16 +77,16 @@ def _best_metric(run: RunResult):
 
 def _hv_metric(run: RunResult, reference: Sequence[float]):
     def hv(trials: list[TrialRecord]) -> float:
-        pts = [t.values[:2] for t in trials if t.state == "COMPLETE" and t.values]
-        return hypervolume_2d(pts, reference, run.directions[:2])  # type: ignore[arg-type]
+        pts = [t.values for t in trials if t.state == "COMPLETE" and t.values]
+        return hypervolume(pts, reference, run.directions)  # type: ignore[arg-type]
     return hv
 
 
 def hv_reference(result: CompareResult) -> list[float]:
     """The comparison's fixed reference point: ``HV_REFERENCE`` per objective, else the worst
-    value any run saw (the same for every method and seed)."""
+    value any run saw (the same for every method and seed); one value per objective."""
     ref = []
-    for i, (obj, d) in enumerate(zip(result.objectives[:2], result.directions[:2])):
+    for i, (obj, d) in enumerate(zip(result.objectives, result.directions)):
         if obj in HV_REFERENCE:
             ref.append(HV_REFERENCE[obj])
             continue
@@ -120,11 +123,10 @@ def _step_at(ys: list[float | None], xs: list[int], grid: list[int]) -> list[flo
 
 def _metric(result: CompareResult) -> tuple[str, str, Any]:
     """The comparison's metric: its name, its direction and, per run, the function of a prefix of
-    credited trials (the best primary value; with two objectives, the hypervolume)."""
+    credited trials (the best primary value; with several objectives, the hypervolume of all of them)."""
     if len(result.objectives) > 1:
         ref = hv_reference(result)
-        return (f"hypervolume({result.objectives[0]}, {result.objectives[1]})", "maximize",
-                lambda run: _hv_metric(run, ref))
+        return (f"hypervolume({', '.join(result.objectives)})", "maximize", lambda run: _hv_metric(run, ref))
     return f"best {result.objectives[0]}", result.directions[0], _best_metric
 
 
@@ -250,6 +252,9 @@ def summarize(result: CompareResult) -> dict[str, Any]:
                 "ties": sum(x == y for x, y in zip(ga, gb)),
                 "p": w["p"] if w else None, "rank_biserial": w["rank_biserial"] if w else None,
                 "statistic": w["statistic"] if w else None, "p_a_beats_b": prob_beats(ga, gb),
+                # keys added later: what the p is, and how small this many seeds lets it get
+                **WILCOXON, "correction": "none", "n": w["n"] if w else None,
+                "n_nonzero": w["n_nonzero"] if w else None, "min_p": wilcoxon_min_p(w["n"]) if w else None,
             })
     out: dict[str, Any] = {
         "problem": result.problem, "objectives": result.objectives, "directions": result.directions,
@@ -269,9 +274,9 @@ def summarize(result: CompareResult) -> dict[str, Any]:
         out["front_hypervolumes"] = {m: {str(r.seed): _hv_metric(r, ref)(within_budget(r))  # type: ignore[arg-type]
                                          for r in by_method[m]} for m in methods}
         base = (result.baseline or {}).get("values") or {}
-        if all(isinstance(base.get(o), (int, float)) for o in result.objectives[:2]):
-            out["baseline_hypervolume"] = hypervolume_2d([[base[o] for o in result.objectives[:2]]],
-                                                         ref, result.directions[:2])  # type: ignore[arg-type]
+        if all(isinstance(base.get(o), (int, float)) for o in result.objectives):
+            out["baseline_hypervolume"] = hypervolume([[base[o] for o in result.objectives]], ref,
+                                                      result.directions)  # type: ignore[arg-type]
     if not multi:
         out["best_found"] = best_found(result)
     return out

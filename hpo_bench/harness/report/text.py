@@ -1,4 +1,5 @@
-"""A comparison's summary as text: the headline table, the pairwise table, a one-line description.
+"""A comparison's summary as text: the headline table, the pairwise table (and under it, how small a p
+its number of seeds allows), a one-line description.
 
 The same text everywhere a comparison is shown: ``hpo-bench compare``, ``hpo-bench suite``,
 ``hpo-bench report`` and report.md.
@@ -9,7 +10,7 @@ from typing import Any
 
 from ..._text import table
 
-__all__ = ["describe", "headline", "pairwise_table", "value_columns"]
+__all__ = ["describe", "headline", "pairwise_note", "pairwise_table", "value_columns"]
 
 
 def _hv(summary: dict[str, Any]) -> str:
@@ -32,12 +33,43 @@ def headline(summary: dict[str, Any]) -> str:
     return table(["method", *value_columns(summary), "rank", "trials", "epochs", "pruned", "none"], rows)
 
 
-def pairwise_table(summary: dict[str, Any]) -> str:
+def pairwise_table(summary: dict[str, Any], note: bool = True) -> str:
+    """One row per pair of methods; ``note``: with ``pairwise_note`` on the line under it."""
     rows = [[f"{p['a']} vs {p['b']}", f"{p['wins']}/{p['ties']}/{p['losses']}", p["p"], p["rank_biserial"],
              p["p_a_beats_b"]] for p in summary["pairwise"]]
     hv = bool(_hv(summary))
-    return table(["pair (a vs b)", "a win/tie/loss (HV)" if hv else "a win/tie/loss", "wilcoxon p", "rank-biserial",
+    text = table(["pair (a vs b)", "a win/tie/loss (HV)" if hv else "a win/tie/loss", "wilcoxon p", "rank-biserial",
                   "P(HV(a) > HV(b))" if hv else "P(a > b)"], rows)
+    line = pairwise_note(summary) if note else ""
+    return f"{text}\n{line}" if line else text
+
+
+def pairwise_note(summary: dict[str, Any]) -> str:
+    """What the pairs' number of seeds lets the Wilcoxon test say: the smallest two-sided p it can
+    reach (one method better on every seed, no tie: 2 / 2**n), and so whether p < 0.05 is reachable
+    at all ("" when no pair was tested)."""
+    pairs = [p for p in summary.get("pairwise", []) if p.get("n") is not None]
+    if not pairs:
+        return ""
+    by_n = {p["n"]: p["min_p"] if p.get("min_p") is not None else min(1.0, 2.0 / 2.0 ** p["n"]) for p in pairs}
+    ns = sorted(by_n)
+    if ns[-1] == 0:
+        return "no pair has a seed where both methods have a result: no test was possible"
+    floor = by_n[ns[0]]
+    if len(ns) == 1:
+        head = f"with {ns[0]} paired seeds the smallest possible p (Wilcoxon, two-sided) is {floor:.3g}"
+    else:
+        head = (f"with {ns[0]} to {ns[-1]} paired seeds per pair the smallest possible p (Wilcoxon, two-sided) "
+                f"is {floor:.3g} at {ns[0]} seeds and {by_n[ns[-1]]:.3g} at {ns[-1]}")
+    not_equal = "'not significant' means these seeds cannot tell the methods apart, not that they are equal"
+    if floor >= 0.05 and by_n[ns[-1]] < 0.05:
+        return (head + ": a pair with fewer than 6 paired seeds cannot reach p < 0.05 even when one method wins "
+                "every seed; " + not_equal)
+    if floor >= 0.05:
+        return (head + ", even when one method wins every seed: no difference can reach p < 0.05 with so few "
+                "seeds, so a large p here says nothing about whether the methods differ")
+    return (head + ", reached only when one method wins every seed (a tied seed is dropped, which raises it): "
+            + not_equal)
 
 
 def describe(summary: dict[str, Any]) -> str:
