@@ -46,6 +46,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from ..stats import wilcoxon_min_p
 from ..results import CompareResult, RunResult
 from .summary import final, within_budget
 
@@ -173,9 +174,9 @@ def _signed_rank_counts(n: int) -> list[int]:
 
 
 def min_wilcoxon_p(n: int) -> float:
-    """The smallest two-sided exact Wilcoxon signed-rank p with ``n`` nonzero differences: every
-    difference in one direction, p = 2 / 2**n (1 for n = 0)."""
-    return min(1.0, 2.0 / 2 ** n) if n > 0 else 1.0
+    """The smallest two-sided exact Wilcoxon signed-rank p with ``n`` nonzero differences
+    (``stats.wilcoxon_min_p``: every difference in one direction, 2 / 2**n; 1 for n = 0)."""
+    return wilcoxon_min_p(max(int(n), 0))
 
 
 def wilcoxon_needs(n: int, alpha: float = ALPHA) -> int | None:
