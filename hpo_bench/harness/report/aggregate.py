@@ -46,8 +46,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from ..stats import wilcoxon_min_p
 from ..results import CompareResult, RunResult
+from ..stats import wilcoxon_min_p
 from .summary import final, within_budget
 
 __all__ = ["ALPHA", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "GRID_POINTS", "NO_RESULT_REGRET", "aggregate",
