@@ -47,7 +47,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..results import CompareResult, RunResult
-from ..stats import wilcoxon_min_p
+from ..stats import _ranks, wilcoxon_min_p
 from .summary import final, within_budget
 
 __all__ = ["ALPHA", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "GRID_POINTS", "NO_RESULT_REGRET", "aggregate",
@@ -119,18 +119,8 @@ def stratified_bootstrap(strata: Sequence[Sequence[float]], *, resamples: int = 
 
 
 def _rank_row(xs: Sequence[float]) -> list[float]:
-    """Ranks 1..n ascending (1 = lowest), ties sharing their mean rank."""
-    order = sorted(range(len(xs)), key=lambda i: xs[i])
-    ranks = [0.0] * len(xs)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
+    """Ranks 1..n ascending (1 = lowest), ties sharing their mean rank (``stats._ranks``)."""
+    return _ranks(xs)
 
 
 def block_ranks(table: Sequence[Sequence[float]]) -> list[list[float]]:
