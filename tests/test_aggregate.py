@@ -230,3 +230,28 @@ def test_load_suite_reads_best_known(tmp_path, tiny_registry):
     f.write_text(text + 'best_known = "high"\n')
     with pytest.raises(ValueError, match="best_known must be a number"):
         load_suite(f)
+
+
+def test_a_multi_objective_comparison_enters_by_its_hypervolume():
+    """Accuracy and sparsity (both maximized, reference point (0, 0)): each run's value is the
+    hypervolume of its trials, the default's that of its one point; worked by hand."""
+    def run(method, seed, points):
+        trials = [TrialRecord(number=i, state="COMPLETE", params={}, values=list(p), curve=[], nominal_epochs=1,
+                              actual_epochs=1, seconds=0.0) for i, p in enumerate(points)]
+        return RunResult(problem="mo", method=method, seed=seed, budget={"trials": 2, "epochs": None},
+                         objectives=["accuracy", "sparsity"], directions=["maximize", "maximize"], study_name="",
+                         trials=trials)
+
+    res = CompareResult(problem="mo", objectives=["accuracy", "sparsity"], directions=["maximize", "maximize"],
+                        budget={"trials": 2, "epochs": None}, seeds=[0, 1],
+                        runs=[run("a", 0, [(0.8, 0.5)]), run("a", 1, [(0.6, 0.9)]),
+                              run("b", 0, [(0.5, 0.5), (0.4, 0.9)]), run("b", 1, [(0.9, 0.2)])],
+                        baseline={"config": {}, "values": {"accuracy": 0.3, "sparsity": 0.5}})
+    agg = aggregate([{"name": "mo", "result": res}], resamples=100)
+    (p,) = agg["problems"]
+    assert p["included"] and p["objective"] == "hypervolume(accuracy, sparsity)" and p["direction"] == "maximize"
+    # hypervolumes: a0 0.40, a1 0.54, b0 0.25 + 0.4 * 0.4 = 0.41, b1 0.18; default 0.15; best known 0.54
+    assert p["default"] == pytest.approx(0.15) and p["best_known"] == pytest.approx(0.54)
+    expect = {"a": [0.14 / 0.39, 0.0], "b": [0.13 / 0.39, 0.36 / 0.39]}
+    for m, vals in expect.items():
+        assert agg["regret"][m]["mo"] == pytest.approx(vals)

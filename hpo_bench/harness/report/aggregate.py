@@ -12,8 +12,12 @@ differences are negative, for a minimised one both positive. 0 = the best known,
 the untuned default. Nothing is clipped: > 1 means worse than the untuned default; < 0 is only
 possible with a given ``best_known`` that a run beat (every such run is listed under
 ``beats_best_known``). A problem whose default is at least as good as its best known has no scale
-(the denominator would be <= 0): it is left out, and ``problems`` says so and why. Multi-objective
-comparisons are left out likewise (regret is defined on the primary objective only).
+(the denominator would be <= 0): it is left out, and ``problems`` says so and why.
+
+A multi-objective comparison enters by its hypervolume (maximised): a run's value is the
+hypervolume of its credited trials (every objective, the comparison's fixed reference point
+``summary.hv_reference``), the default's is the hypervolume of the untuned default's point, and the
+best known is the largest any run reached; so hypervolume regret is averaged like any other.
 
 Per (problem, method, seed): the *final* regret (the best value among the credited trials,
 ``summary.final``) and the best-so-far regret as a step function of the spent budget fraction
@@ -47,8 +51,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..results import CompareResult, RunResult
-from ..stats import _ranks, wilcoxon_min_p
-from .summary import final, within_budget
+from ..stats import _ranks, hypervolume, wilcoxon_min_p
+from .summary import final, hv_reference, within_budget
 
 __all__ = ["ALPHA", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "GRID_POINTS", "NO_RESULT_REGRET", "aggregate",
            "block_ranks", "cd_groups", "friedman", "holm", "iqm", "min_wilcoxon_p", "normalized_regret",
@@ -270,6 +274,44 @@ def _steps(run: RunResult, unit: str) -> list[tuple[float, float | None]]:
     return out
 
 
+class _Scale:
+    """How a comparison's runs become one number: the primary objective (``final``), or, with
+    several objectives, the hypervolume of the credited trials against a fixed reference point."""
+
+    def __init__(self, res: CompareResult) -> None:
+        self.multi = len(res.objectives) > 1
+        self.ref = hv_reference(res) if self.multi else None
+        self.directions = list(res.directions)
+        self.objective = f"hypervolume({', '.join(res.objectives)})" if self.multi else res.objectives[0]
+        self.direction = "maximize" if self.multi else res.directions[0]
+
+    def _hv(self, trials: Sequence[Any]) -> float | None:
+        pts = [t.values for t in trials if t.state == "COMPLETE" and t.values]
+        return hypervolume(pts, self.ref, self.directions) if pts else None  # type: ignore[arg-type]
+
+    def final(self, run: RunResult) -> float | None:
+        return self._hv(within_budget(run)) if self.multi else final(run)
+
+    def default(self, res: CompareResult, objectives: Sequence[str]) -> float | None:
+        values = (res.baseline or {}).get("values") or {}
+        if not self.multi:
+            v = values.get(objectives[0])
+            return float(v) if isinstance(v, (int, float)) else None
+        if not all(isinstance(values.get(o), (int, float)) for o in objectives):
+            return None
+        return hypervolume([[float(values[o]) for o in objectives]], self.ref, self.directions)  # type: ignore[arg-type]
+
+    def steps(self, run: RunResult, unit: str) -> list[tuple[float, float | None]]:
+        if not self.multi:
+            return _steps(run, unit)
+        out, spent, done = [], 0.0, []
+        for t in within_budget(run):
+            spent += t.nominal_epochs if unit.startswith("nominal") else 1
+            done.append(t)
+            out.append((spent, self._hv(done)))
+        return out
+
+
 def _regret_curve(steps: list[tuple[float, float | None]], total: float, default: float, best_known: float,
                   grid: Sequence[float]) -> tuple[list[float], float]:
     """Best-so-far regret at each grid fraction, and the exact area under the step function over
@@ -302,19 +344,19 @@ def aggregate(comparisons: Sequence[dict[str, Any]], *, alpha: float = ALPHA, gr
     method_sets = []
     for c in comparisons:
         res: CompareResult = c["result"]
-        info: dict[str, Any] = {"name": c["name"], "problem": res.problem, "objective": res.objectives[0],
-                                "direction": res.directions[0], "seeds": list(res.seeds), "default": None,
+        scale = _Scale(res)
+        info: dict[str, Any] = {"name": c["name"], "problem": res.problem, "objective": scale.objective,
+                                "direction": scale.direction, "seeds": list(res.seeds), "default": None,
                                 "best_known": None, "best_known_source": None, "included": False, "reason": None}
+        if scale.multi:
+            info["hv_reference"] = scale.ref
         problems.append(info)
-        if len(res.objectives) > 1:
-            info["reason"] = "multi-objective: normalized regret is defined for one objective"
-            continue
-        base = ((res.baseline or {}).get("values") or {}).get(res.objectives[0])
-        if not isinstance(base, (int, float)):
+        base = scale.default(res, res.objectives)
+        if base is None:
             info["reason"] = "no untuned-default value (the comparison ran without a baseline)"
             continue
-        sign = 1.0 if res.directions[0] == "maximize" else -1.0
-        finals = [v for r in res.runs if (v := final(r)) is not None]
+        sign = 1.0 if scale.direction == "maximize" else -1.0
+        finals = [v for r in res.runs if (v := scale.final(r)) is not None]
         if c.get("best_known") is not None:
             best, info["best_known_source"] = float(c["best_known"]), "suite file"
         elif finals:
@@ -328,9 +370,9 @@ def aggregate(comparisons: Sequence[dict[str, Any]], *, alpha: float = ALPHA, gr
                               "no scale to normalize by")
             continue
         info["beats_best_known"] = [{"method": r.method, "seed": r.seed, "value": v} for r in res.runs
-                                    if (v := final(r)) is not None and sign * (v - best) > 0]
+                                    if (v := scale.final(r)) is not None and sign * (v - best) > 0]
         runs = {f"{r.method}\0{r.seed}": r for r in res.runs}
-        used.append((c["name"], res, float(base), best, runs))
+        used.append((c["name"], res, float(base), best, runs, scale))
         method_sets.append(list(dict.fromkeys(r.method for r in res.runs)))
     methods = [m for m in (method_sets[0] if method_sets else []) if all(m in s for s in method_sets)]
     dropped = sorted({m for s in method_sets for m in s} - set(methods))
@@ -339,7 +381,7 @@ def aggregate(comparisons: Sequence[dict[str, Any]], *, alpha: float = ALPHA, gr
     regret: dict[str, dict[str, list[float | None]]] = {m: {} for m in methods}
     auc: dict[str, dict[str, list[float | None]]] = {m: {} for m in methods}
     curves: list[dict[str, list[float]]] = []
-    for name, res, base, best, runs in used:
+    for name, res, base, best, runs, scale in used:
         unit, total = _spend(res)
         info = next(p for p in problems if p["name"] == name)
         info.update(included=True, budget_unit=unit, budget=total)
@@ -354,8 +396,8 @@ def aggregate(comparisons: Sequence[dict[str, Any]], *, alpha: float = ALPHA, gr
                     regret[m][name].append(None)
                     auc[m][name].append(None)
                     continue
-                row[m] = normalized_regret(final(r), base, best)
-                cur[m], a = _regret_curve(_steps(r, unit), total, base, best, grid)
+                row[m] = normalized_regret(scale.final(r), base, best)
+                cur[m], a = _regret_curve(scale.steps(r, unit), total, base, best, grid)
                 regret[m][name].append(row[m])
                 auc[m][name].append(a)
             if have and methods:
