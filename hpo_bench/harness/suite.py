@@ -46,6 +46,7 @@ from .compare import submit as submit_runs
 from .queue import RunQueue
 from .storage import default_storage
 from .report import describe, headline, pairwise_table, write_report
+from .report.text import pairwise_note
 from .report.aggregate import aggregate
 from .report.markdown import aggregate_markdown
 from .report.plots import plot_anytime, plot_cd, plot_iqm
@@ -298,7 +299,8 @@ def write_suite_report(out: Path, payload: dict[str, Any],
     for c in payload["comparisons"]:
         summary, n = c["summary"], c["name"]
         md += [f"## {n}", "", describe(summary) + ".", "", "```", headline(summary), "```", "",
-               "```", pairwise_table(summary), "```", "", timing_line(c["timing"]) + ".", "",
+               "```", pairwise_table(summary, note=False), "```", "", pairwise_note(summary), "",
+               timing_line(c["timing"]) + ".", "",
                f"Full report: [{n}/report.md]({n}/report.md)", "",
                f"![best so far]({n}/trajectories.png)", "", f"![final results]({n}/finals.png)", ""]
     write_json_atomic(out / "suite.json", payload)
