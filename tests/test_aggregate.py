@@ -255,3 +255,13 @@ def test_a_multi_objective_comparison_enters_by_its_hypervolume():
     expect = {"a": [0.14 / 0.39, 0.0], "b": [0.13 / 0.39, 0.36 / 0.39]}
     for m, vals in expect.items():
         assert agg["regret"][m]["mo"] == pytest.approx(vals)
+
+
+def test_the_console_shows_the_ranking_in_rank_order():
+    from hpo_bench.harness.report.text import aggregate_text
+
+    agg = aggregate(_suite(), resamples=100)
+    text = aggregate_text(agg)
+    rows = [line.split()[0] for line in text.splitlines()[3:3 + len(agg["methods"])]]
+    assert rows == agg["ranking"]["order"] and "2 blocks" not in text and f"{agg['blocks']} blocks" in text
+    assert aggregate_text(None) == ""

@@ -182,6 +182,14 @@ def _submitted(args: argparse.Namespace, queue: Any, names: list[str], storage: 
     print(json.dumps(payload, indent=1) if args.json else "\n".join(lines))
 
 
+def _across(payload: dict[str, Any]) -> list[str]:
+    """The suite's ranking across problems, for the console (empty when there is none)."""
+    from ..harness.report.text import aggregate_text
+
+    text = aggregate_text(payload.get("aggregate"))
+    return [text] if text else []
+
+
 def cmd_worker(args: argparse.Namespace) -> None:
     from ..harness.queue import RunQueue
     from ..harness.worker import CacheSpec, work
@@ -254,7 +262,7 @@ def _report_from_storage(args: argparse.Namespace) -> None:
     if name in suites:
         payload = {"suite": name, "description": "", "file": "", "comparisons": comparisons}
         write_suite_report(out, payload)
-        emit(args, payload, "\n\n".join([*blocks, f"suite report: {out / 'report.md'}"]), None, "suite.json")
+        emit(args, payload, "\n\n".join([*blocks, *_across(payload), f"suite report: {out / 'report.md'}"]), None, "suite.json")
     else:
         emit(args, comparisons[0]["summary"], blocks[0], None, "summary.json")
 
@@ -274,7 +282,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     if not (out / "compare.json").is_file() and (out / "suite.json").is_file():  # a suite's folder
         payload = report_suite(out)
         blocks = [f"{describe(c['summary'])}\n\n{headline(c['summary'])}" for c in payload["comparisons"]]
-        emit(args, payload, "\n\n".join([*blocks, f"suite report: {out / 'report.md'}"]), None, "suite.json")
+        emit(args, payload, "\n\n".join([*blocks, *_across(payload), f"suite report: {out / 'report.md'}"]), None, "suite.json")
         return
     summary = write_report(out)
     text = f"{describe(summary)}\n\n{headline(summary)}\n\nreport: {out / 'report.md'}"
@@ -318,6 +326,8 @@ def cmd_suite(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(payload, indent=1, default=str))
     else:
+        for text in _across(payload):
+            print(text + "\n")
         print(f"suite report: {out / 'report.md'}")
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..._text import table
+from ..._text import fmt, table
 
-__all__ = ["describe", "headline", "pairwise_note", "pairwise_table", "value_columns"]
+__all__ = ["aggregate_text", "describe", "headline", "pairwise_note", "pairwise_table", "value_columns"]
 
 
 def _hv(summary: dict[str, Any]) -> str:
@@ -78,3 +78,21 @@ def describe(summary: dict[str, Any]) -> str:
                                     f"{b['epochs']} nominal epochs" if b.get("epochs") else "") if x)
     return (f"{summary['problem']}: {', '.join(summary['methods'])} at {budget} x "
             f"{len(summary['seeds'])} seeds; {summary['metric']} per seed ({summary['metric_direction']})")
+
+
+def aggregate_text(agg: dict[str, Any] | None) -> str:
+    """A suite's ranking across problems as the console shows it (``report/aggregate.py``): the
+    method table, the Friedman test and the groups the adjusted tests do not separate."""
+    if not agg or not agg.get("methods") or not agg.get("blocks"):
+        return ""
+    rk, iq = agg["ranking"], agg["iqm"]["methods"]
+    rows = [[m, rk["mean_rank"][m], iq[m]["iqm"], f"[{fmt(iq[m]['ci95'][0])}, {fmt(iq[m]['ci95'][1])}]",
+             iq[m]["auc_mean"]] for m in rk["order"]]
+    names = ", ".join(p["name"] for p in agg["problems"] if p["included"])
+    lines = [f"across problems ({names}; {agg['blocks']} blocks): normalized regret, 0 = best known, 1 = untuned "
+             "default", table(["method", "rank", "IQM", "95% CI", "AUC"], rows)]
+    fr = rk.get("friedman") or {}
+    if fr.get("p") is not None:
+        lines.append(f"Friedman p = {fmt(fr['p'])}; not separated by the Holm-adjusted Wilcoxon tests: "
+                     + ("; ".join("{" + ", ".join(g) + "}" for g in rk["groups"]) or "none"))
+    return "\n".join(lines)
