@@ -236,17 +236,11 @@ def _report_from_storage(args: argparse.Namespace) -> None:
         if len(suites) + len(singles) != 1:
             raise UsageError(f"--storage holds {', '.join(suites + singles)}: name the one to report")
         name = (suites + singles)[0]
-    members = [g for g in groups if g.startswith(f"{name}/")] if name in suites else [name]
-    if name not in suites and name not in groups:
-        raise UsageError(f"no comparison or suite {name!r} in the queue; it holds: {', '.join(suites + singles) or 'nothing'}")
-    counts = queue.counts(members)
-    if counts["queued"] or counts["running"] or counts["failed"]:
-        raise NotDone(f"{'suite' if name in suites else 'comparison'} {name!r}: {counts['done']} of "
-                      f"{sum(counts.values())} runs done ({counts['queued']} queued, {counts['running']} running, "
-                      f"{counts['failed']} failed)" + "".join(
-                          f"; {r.study} failed: {r.error}" for r in queue.runs(members, states=("failed",))[:1]))
+    members = queue.members([name])  # a comparison, or every comparison of a suite
+    if (pending := queue.not_done(members, f"{'suite' if name in suites else 'comparison'} {name!r}")) is not None:
+        raise NotDone(pending)
     out = out_dir(args.out, f"runs/{folder_name(name)}")
-    comparisons, blocks = [], []
+    comparisons, blocks, results = [], [], {}
     for g in members:
         try:
             res = collect(queue, g)
@@ -254,14 +248,15 @@ def _report_from_storage(args: argparse.Namespace) -> None:
             raise NotDone(str(e)) from None
         d = out / g.partition("/")[2] if name in suites else out
         d.mkdir(exist_ok=True)
-        write_json_atomic(d / "compare.json", compare_json(res))
         summary = write_report(d, res)
+        write_json_atomic(d / "compare.json", compare_json(res, summary))
+        results[g.partition("/")[2] or g] = res
         comparisons.append({"name": g.partition("/")[2] or g, "problem": res.problem, "dir": str(d), "summary": summary,
                             "timing": timing_of(res, sum(r.evaluated_seconds for r in res.runs) + res.baseline_seconds)})
         blocks.append(f"{describe(summary)}\n\n{headline(summary)}\n\nreport: {d / 'report.md'}")
     if name in suites:
         payload = {"suite": name, "description": "", "file": "", "comparisons": comparisons}
-        write_suite_report(out, payload)
+        write_suite_report(out, payload, results)
         emit(args, payload, "\n\n".join([*blocks, *_across(payload), f"suite report: {out / 'report.md'}"]), None, "suite.json")
     else:
         emit(args, comparisons[0]["summary"], blocks[0], None, "summary.json")

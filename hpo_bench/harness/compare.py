@@ -220,7 +220,7 @@ def collect(queue: RunQueue | str, name: str, *, evaluator: EvaluatorLike | None
     """A submitted comparison read back from its storage: every run's study, and the baseline a
     worker evaluated (or ``evaluator`` evaluates it). Raises ``RunsPending`` naming what is not
     done, ValueError for a name the queue does not hold."""
-    from .worker import group_problem
+    from .worker import group_budget, group_problem
 
     q = queue if isinstance(queue, RunQueue) else RunQueue(queue)
     group = q.group(name)
@@ -229,13 +229,9 @@ def collect(queue: RunQueue | str, name: str, *, evaluator: EvaluatorLike | None
         raise ValueError(f"no comparison {name!r} in the queue {q.url.split('@')[-1]}; known: {known}")
     spec = group.spec
     problem = group_problem(spec)
-    budget = Budget(trials=spec["budget"].get("trials"), epochs=spec["budget"].get("epochs"))
-    counts = q.counts([name])
-    if counts["queued"] or counts["running"] or counts["failed"]:
-        failed = [r for r in q.runs([name]) if r.state == "failed"]
-        why = f"; first failure: {failed[0].study}: {failed[0].error}" if failed else ""
-        raise RunsPending(f"comparison {name!r}: {counts['done']} of {sum(counts.values())} runs done "
-                          f"({counts['queued']} queued, {counts['running']} running, {counts['failed']} failed{why})")
+    budget = group_budget(spec)
+    if (pending := q.not_done([name], f"comparison {name!r}")) is not None:
+        raise RunsPending(pending)
     ledger = open_ledger(spec.get("storage") or q.url)
     result = CompareResult(problem=problem.name, objectives=list(problem.objectives), directions=problem.directions,
                            budget={"trials": budget.trials, "epochs": budget.epochs}, seeds=list(spec["seeds"]))

@@ -199,6 +199,17 @@ class RunQueue:
             out[r.state] = out.get(r.state, 0) + 1
         return out
 
+    def not_done(self, groups: list[str], label: str) -> str | None:
+        """None when every run of ``groups`` is done; else one line saying how many are, what is
+        open, and the first failure's error (``label``: what the groups are, for the line)."""
+        counts = self.counts(groups)
+        if not (counts["queued"] or counts["running"] or counts["failed"]):
+            return None
+        failed = self.runs(groups, states=("failed",))[:1]
+        why = "".join(f"; first failure: {r.study}: {r.error}" for r in failed)
+        return (f"{label}: {counts['done']} of {sum(counts.values())} runs done ({counts['queued']} queued, "
+                f"{counts['running']} running, {counts['failed']} failed{why})")
+
     # ------------------------------------------------------------------ workers
     def mark(self, group: str, study: str, state: str, worker: str | None = None, error: str | None = None) -> None:
         """Record a run's state; ``running`` also counts an attempt. A run done or failed under

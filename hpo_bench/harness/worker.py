@@ -28,7 +28,7 @@ from .queue import Group, QueuedRun, RunQueue, is_database
 from .runner import search
 from .storage import Ledger, open_ledger
 
-__all__ = ["CacheSpec", "group_problem", "start_workers", "wait_workers", "work", "worker_id"]
+__all__ = ["CacheSpec", "group_budget", "group_problem", "start_workers", "wait_workers", "work", "worker_id"]
 
 
 @dataclass(frozen=True)
@@ -68,15 +68,20 @@ def group_problem(spec: dict[str, Any]) -> Any:
     return get_problem(spec["problem"], **args) if args else load_problem(spec["problem"])
 
 
+def group_budget(spec: dict[str, Any]) -> Any:
+    """The budget of a submitted comparison."""
+    from .budget import Budget
+
+    return Budget(trials=spec["budget"].get("trials"), epochs=spec["budget"].get("epochs"))
+
+
 class _GroupContext:
     """What a worker builds once per comparison: the problem, its evaluator and its ledger."""
 
     def __init__(self, queue: RunQueue, group: Group, store: Any, device: str) -> None:
-        from .budget import Budget
-
         spec = group.spec
         self.problem = group_problem(spec)
-        self.budget = Budget(trials=spec["budget"].get("trials"), epochs=spec["budget"].get("epochs"))
+        self.budget = group_budget(spec)
         self.eval_seed = int(spec.get("eval_seed", 0))
         self.study_workers = int(spec.get("study_workers", 1))
         self.threads = spec.get("threads")
