@@ -15,6 +15,7 @@
 
 #include "magnitude.h"
 #include "score.h"
+#include "sddmm.h"
 #include "spmm.h"
 
 namespace py = pybind11;
@@ -140,17 +141,18 @@ PYBIND11_MODULE(_native, m) {
   m.def(
       "spmm_csr",
       [](uintptr_t crow, uintptr_t col, int col_bytes, uintptr_t values, int64_t rows, int64_t cols,
-         uintptr_t x, int64_t batch, uintptr_t bias, uintptr_t y, int threads) {
+         uintptr_t x, int64_t batch, uintptr_t bias, uintptr_t y, int threads, uintptr_t perm) {
         py::gil_scoped_release nogil;
         hpo_native::spmm_csr(reinterpret_cast<const int32_t*>(crow), reinterpret_cast<const void*>(col),
                              col_bytes, reinterpret_cast<const float*>(values), rows, cols,
                              {reinterpret_cast<const float*>(x), batch,
                               reinterpret_cast<const float*>(bias), reinterpret_cast<float*>(y)},
-                             threads);
+                             threads, reinterpret_cast<const int32_t*>(perm));
       },
       py::arg("crow"), py::arg("col"), py::arg("col_bytes"), py::arg("values"), py::arg("rows"),
       py::arg("cols"), py::arg("x"), py::arg("batch"), py::arg("bias"), py::arg("y"), py::arg("threads"),
-      "CSR (int16 or int32 columns) times dense.");
+      py::arg("perm") = 0,
+      "CSR (int16 or int32 columns) times dense; perm (int32 [nnz], 0 = none): value k is values[perm[k]].");
 
   m.def(
       "spmm_bsr",
@@ -181,4 +183,19 @@ PYBIND11_MODULE(_native, m) {
       py::arg("bits"), py::arg("crow"), py::arg("values"), py::arg("rows"), py::arg("cols"), py::arg("x"),
       py::arg("batch"), py::arg("bias"), py::arg("y"), py::arg("threads"),
       "Bitmask (bit per weight + packed values) times dense.");
+
+  // Sparse training (csrc/sddmm.h): out[k] = sum_b g[b, row_k] * x[b, col_k] at the kept positions.
+  m.def(
+      "sddmm_csr",
+      [](uintptr_t crow, uintptr_t col, int col_bytes, int64_t rows, int64_t cols, uintptr_t g,
+         uintptr_t x, int64_t batch, uintptr_t out, int threads) {
+        py::gil_scoped_release nogil;
+        hpo_native::sddmm_csr(reinterpret_cast<const int32_t*>(crow), reinterpret_cast<const void*>(col),
+                              col_bytes, rows, cols, reinterpret_cast<const float*>(g),
+                              reinterpret_cast<const float*>(x), batch, reinterpret_cast<float*>(out),
+                              threads);
+      },
+      py::arg("crow"), py::arg("col"), py::arg("col_bytes"), py::arg("rows"), py::arg("cols"),
+      py::arg("g"), py::arg("x"), py::arg("batch"), py::arg("out"), py::arg("threads"),
+      "The weight gradient of y = x @ W.T at W's kept (CSR) positions: (g.T @ x) sampled there.");
 }

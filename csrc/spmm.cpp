@@ -15,6 +15,7 @@
 // The build flags are generic x86-64: where the CPU has AVX2+FMA the per-thread loops run a copy
 // compiled for it (GCC vector extensions, so the same source vectorises on both paths).
 #include "spmm.h"
+#include "simd.h"
 
 #include <omp.h>
 
@@ -29,42 +30,11 @@
 namespace hpo_native {
 namespace {
 
-// Eight floats: one AVX register, or two SSE ones on the generic path. Values of this type never
-// cross a non-inlined call, so GCC's note that their ABI differs between the two is moot.
-#pragma GCC diagnostic ignored "-Wpsabi"
-typedef float v8 __attribute__((vector_size(32)));
-
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define SPMM_AVX2 __attribute__((target("avx2,fma")))
-#define SPMM_INLINE inline __attribute__((always_inline))
-bool cpu_has_avx2_fma() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return has;
-}
-#else
-#define SPMM_AVX2
-#define SPMM_INLINE inline
-bool cpu_has_avx2_fma() { return false; }
-#endif
-
 // Below this much work (multiply-adds) a second thread costs more than it saves.
 constexpr int64_t kMinWorkPerThread = int64_t(1) << 15;
 // Row parts per thread, and columns of x per transposition task.
 constexpr int kPartsPerThread = 8;
 constexpr int64_t kTransposeCols = 256;
-
-SPMM_INLINE v8 loadu(const float* p) {
-  v8 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-SPMM_INLINE float hsum(v8 a) {
-  return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
-}
 
 // sum_k v[k] * x[c[k]] over k < n: eight independent lanes, then the tail.
 template <class Idx>
@@ -97,6 +67,26 @@ struct CsrRows {
   }
   SPMM_INLINE float dot(int64_t r, const float* x, int32_t*) const {
     return gather_dot(col + crow[r], values + crow[r], crow[r + 1] - crow[r], x);
+  }
+};
+
+// CSR whose values are read through a permutation: values[perm[k]] (W.T's product over W's own
+// values, in sparse training: csrc/sddmm.h).
+template <class Idx>
+struct CsrPermRows {
+  const int32_t* crow;
+  const Idx* col;
+  const float* values;
+  const int32_t* perm;
+  int64_t cost(int64_t r) const { return crow[r] + r; }
+  template <class Sink>
+  SPMM_INLINE void row(int64_t r, Sink& sink) const {
+    for (int64_t k = crow[r], e = crow[r + 1]; k < e; ++k) sink(col[k], values[perm[k]]);
+  }
+  SPMM_INLINE float dot(int64_t r, const float* x, int32_t*) const {
+    float s = 0;
+    for (int64_t k = crow[r], e = crow[r + 1]; k < e; ++k) s += values[perm[k]] * x[col[k]];
+    return s;
   }
 };
 
@@ -267,27 +257,6 @@ std::vector<int64_t> split_rows(const Fmt& f, int64_t rows, int n) {
   return bounds;
 }
 
-struct FreeDeleter {
-  void operator()(void* p) const { std::free(p); }
-};
-
-// Scratch memory of the calling thread, reused across calls (a fresh multi-MB buffer per call
-// would cost page faults comparable to the product itself at small batch).
-void* workspace(size_t bytes) {
-  thread_local std::unique_ptr<void, FreeDeleter> buf;
-  thread_local size_t cap = 0;
-  if (bytes > cap) {
-    buf.reset();
-    cap = (bytes + 63) / 64 * 64;
-    buf.reset(std::aligned_alloc(64, cap));
-    if (!buf) {
-      cap = 0;
-      throw std::bad_alloc();
-    }
-  }
-  return buf.get();
-}
-
 template <class Fmt>
 void run(const Fmt& fmt, int64_t rows, int64_t cols, int64_t cols_p, const DenseOperands& d,
          int threads, bool needs_scratch) {
@@ -336,7 +305,18 @@ void run(const Fmt& fmt, int64_t rows, int64_t cols, int64_t cols_p, const Dense
 }  // namespace
 
 void spmm_csr(const int32_t* crow, const void* col, int col_bytes, const float* values, int64_t rows,
-              int64_t cols, const DenseOperands& d, int threads) {
+              int64_t cols, const DenseOperands& d, int threads, const int32_t* perm) {
+  if (perm != nullptr) {
+    if (col_bytes == 2)
+      run(CsrPermRows<int16_t>{crow, static_cast<const int16_t*>(col), values, perm}, rows, cols, cols, d,
+          threads, false);
+    else if (col_bytes == 4)
+      run(CsrPermRows<int32_t>{crow, static_cast<const int32_t*>(col), values, perm}, rows, cols, cols, d,
+          threads, false);
+    else
+      throw std::invalid_argument("CSR column indices must be int16 or int32");
+    return;
+  }
   if (col_bytes == 2)
     run(CsrRows<int16_t>{crow, static_cast<const int16_t*>(col), values}, rows, cols, cols, d,
         threads, false);

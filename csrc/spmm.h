@@ -18,9 +18,10 @@ struct DenseOperands {
   float* y;
 };
 
-// CSR: crow int32 [rows+1], col int16 (col_bytes 2) or int32 (col_bytes 4) [nnz], values [nnz].
+// CSR: crow int32 [rows+1], col int16 (col_bytes 2) or int32 (col_bytes 4) [nnz], values [nnz];
+// with perm (int32 [nnz], may be null) the k-th value is values[perm[k]].
 void spmm_csr(const int32_t* crow, const void* col, int col_bytes, const float* values, int64_t rows,
-              int64_t cols, const DenseOperands& d, int threads);
+              int64_t cols, const DenseOperands& d, int threads, const int32_t* perm = nullptr);
 
 // BSR: blocks bh x bw; crow int32 [ceil(rows/bh)+1], col int32 [nnzb] (block columns),
 // values [nnzb, bh, bw]; the padding beyond rows x cols holds zeros.

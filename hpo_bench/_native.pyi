@@ -21,7 +21,7 @@ def nm_prune(
 ) -> None: ...
 def spmm_csr(
     crow: int, col: int, col_bytes: int, values: int, rows: int, cols: int,
-    x: int, batch: int, bias: int, y: int, threads: int,
+    x: int, batch: int, bias: int, y: int, threads: int, perm: int = 0,
 ) -> None: ...
 def spmm_bsr(
     crow: int, col: int, values: int, bh: int, bw: int, rows: int, cols: int,
@@ -30,6 +30,10 @@ def spmm_bsr(
 def spmm_bitmask(
     bits: int, crow: int, values: int, rows: int, cols: int,
     x: int, batch: int, bias: int, y: int, threads: int,
+) -> None: ...
+def sddmm_csr(
+    crow: int, col: int, col_bytes: int, rows: int, cols: int,
+    g: int, x: int, batch: int, out: int, threads: int,
 ) -> None: ...
 def score_prune(
     weights: list[int], scores: list[int], sizes: list[int], wdtypes: list[int], sdtypes: list[int],

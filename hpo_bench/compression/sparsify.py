@@ -30,7 +30,8 @@ from .. import ops
 from .._io import cache_root, write_json_atomic
 from ..nn import SparseLinear
 
-__all__ = ["DEFAULT_FORMATS", "choose_format", "inference_latency", "measure_latency", "sparsify", "time_interleaved"]
+__all__ = ["DEFAULT_FORMATS", "choose_format", "device_name", "inference_latency", "load_timings", "measure_latency",
+           "save_timings", "sparsify", "time_interleaved"]
 
 # 2:4 runs on CUDA only (torch's semi-structured kernels) and only for weights with at most 2
 # nonzeros in every 4: elsewhere it is skipped like any format that cannot hold the weight.
@@ -107,16 +108,20 @@ def _key(w: torch.Tensor, batch: int, block: int) -> dict[str, Any]:
             "block_fill": round(_block_fill(w, block), 2), "batch": int(batch)}
 
 
-def _cache_path(key: dict[str, Any]):
+def _cache_path(key: dict[str, Any], kind: str = "formats"):
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-    return cache_root() / "formats" / f"{digest}.json"
+    return cache_root() / kind / f"{digest}.json"
 
 
-def _load_timings(key: dict[str, Any], skey: str) -> dict[str, float]:
+def load_timings(key: dict[str, Any], kind: str = "formats") -> dict[str, float]:
+    """The measured median seconds of each candidate for ``key`` (a dict naming what the timing
+    depends on), from memory or from ``cache_root() / kind``; {} if never measured. The returned
+    dict is the memory cache's own: add to it, then ``save_timings``."""
+    skey = kind + json.dumps(key, sort_keys=True)
     if skey not in _CHOICES:
         timings: dict[str, float] = {}
         try:
-            entry = json.loads(_cache_path(key).read_text())
+            entry = json.loads(_cache_path(key, kind).read_text())
             if entry.get("key") == key:
                 timings = {str(k): float(v) for k, v in entry["seconds"].items()}
                 timings.update({str(f): float("inf") for f in entry.get("unavailable", [])})
@@ -124,6 +129,14 @@ def _load_timings(key: dict[str, Any], skey: str) -> dict[str, float]:
             pass  # missing or corrupt: measure again
         _CHOICES[skey] = timings
     return _CHOICES[skey]
+
+
+def save_timings(key: dict[str, Any], timings: dict[str, float], kind: str = "formats") -> None:
+    """Keep ``timings`` for ``key`` on disk (inf = the candidate cannot run here)."""
+    path = _cache_path(key, kind)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {"key": key, "seconds": {k: v for k, v in timings.items() if v != float("inf")},
+                             "unavailable": sorted(k for k, v in timings.items() if v == float("inf"))})
 
 
 def choose_format(linear: nn.Linear, x: torch.Tensor, formats: Sequence[str] = DEFAULT_FORMATS, *,
@@ -135,8 +148,7 @@ def choose_format(linear: nn.Linear, x: torch.Tensor, formats: Sequence[str] = D
         raise ValueError(f"formats must include 'dense' (the baseline every choice is measured against), got {formats}")
     w, bias = linear.weight.detach(), None if linear.bias is None else linear.bias.detach()
     key = _key(w, x.shape[0], block)
-    skey = json.dumps(key, sort_keys=True)
-    timings = _load_timings(key, skey)
+    timings = load_timings(key)
     missing = [f for f in formats if f not in timings]
     if missing:
         fns: dict[str, Callable[[], Any]] = {}
@@ -154,10 +166,7 @@ def choose_format(linear: nn.Linear, x: torch.Tensor, formats: Sequence[str] = D
             fns[fmt] = fn
         with torch.no_grad():
             timings.update(time_interleaved(fns, repeats, x.device))
-        path = _cache_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, {"key": key, "seconds": {k: v for k, v in timings.items() if v != float("inf")},
-                                 "unavailable": sorted(k for k, v in timings.items() if v == float("inf"))})
+        save_timings(key, timings)
     dense = timings["dense"]
     best = min(formats, key=lambda f: timings[f])
     if best != "dense" and timings[best] * margin >= dense:

@@ -42,15 +42,17 @@ class CachingEvaluator:
         cfg = self.inner.check_config(config)
         epochs = int(cfg["epochs"])
         device = self.inner.device.type
-        prefix = prefix_key(self.problem.fingerprint(), cfg, self.inner.seed, device)
+        mode = self.problem.train_path
+        prefix = prefix_key(self.problem.fingerprint(), cfg, self.inner.seed, device, mode)
         stored = self.store.curve(prefix)[:epochs]
         static = self.store.static(prefix)
+        row_config = cfg if mode == "dense" else {**cfg, "train_path": mode}  # (what table: problems filter on)
 
         if epochs == 0:  # one-shot pruning: prune and score (no fine-tune to cache; the metrics are kept)
             run = self.inner.start(cfg, dense=self.dense())
             if static is None:
-                self.store.put_prefix(prefix, self.problem.name, self.problem.fingerprint(), cfg, self.inner.seed,
-                                      device, run.static)
+                self.store.put_prefix(prefix, self.problem.name, self.problem.fingerprint(), row_config,
+                                      self.inner.seed, device, run.static)
                 static = run.static
             return self._result(static, [], 0, None, "one-shot", 0, t0, skipped=run.pruned.skipped,
                                 score=run.score())
@@ -60,10 +62,10 @@ class CachingEvaluator:
         if static is not None and (stopped_at is not None or len(curve) == epochs):
             return self._result(static, curve, epochs, stopped_at, "hit", 0, t0)
 
-        run = self.inner.start(cfg, dense=self.dense())
+        run = self._start(cfg, prefix, mode)
         if static is None:
-            self.store.put_prefix(prefix, self.problem.name, self.problem.fingerprint(), cfg, self.inner.seed,
-                                  device, run.static)
+            self.store.put_prefix(prefix, self.problem.name, self.problem.fingerprint(), row_config,
+                                  self.inner.seed, device, run.static)
             static = run.static
         ckpt = self.store.latest_checkpoint(prefix, max_epoch=len(curve))
         if ckpt is not None:
@@ -86,6 +88,21 @@ class CachingEvaluator:
         outcome = "prefix" if resumed_from > 0 else "miss"
         return self._result(static, curve, epochs, pruned_at, outcome, run.epoch - resumed_from, t0,
                             skipped=run.pruned.skipped)
+
+    def _start(self, cfg: dict[str, Any], prefix: str, mode: str) -> Any:
+        """The fine-tune of ``cfg``, on the training plan this config's results were computed
+        with: under ``auto`` the plan measured for its first run is kept beside its results
+        (memo ``train-plan:PREFIX``), so a resumed or recomputed epoch, on this machine or any
+        other that shares the cache, trains each layer the same way."""
+        key = f"train-plan:{prefix}"
+        plan = self.store.get_memo(key) if mode == "auto" else None
+        run = self.inner.start(cfg, dense=self.dense(), plan=plan)
+        if mode == "auto" and plan is None:
+            self.store.put_memo(key, run.train_plan)
+            kept = self.store.get_memo(key)  # another process may have stored its plan first
+            if kept is not None and kept != run.train_plan:
+                run = self.inner.start(cfg, dense=self.dense(), plan=kept)
+        return run
 
     def _result(self, static: Mapping[str, float], curve: list[float], epochs: int, pruned_at: int | None,
                 outcome: str, trained: int, t0: float, skipped: list[str] | None = None,

@@ -18,6 +18,7 @@ import torch
 
 from ..compression.criteria import CALIBRATION_SAMPLES, calibration_batches
 from ..compression.pruning import PruneResult, model_size_bytes, prune_model, pruning_options
+from ..compression.train_path import apply_plan, plan_training
 from ..problems import Problem
 from .base import EvalResult, EvaluationFailed, Reporter, check_config, make_result, should_stop
 from .pretrained import dense_state
@@ -35,7 +36,8 @@ def static_metrics(model: torch.nn.Module, pruned: PruneResult) -> dict[str, flo
 class FineTune:
     """One configuration's pruned model in the middle of its fine-tune: ``epoch`` epochs done."""
 
-    def __init__(self, evaluator: Evaluator, cfg: dict[str, Any], dense: Mapping[str, torch.Tensor]):
+    def __init__(self, evaluator: Evaluator, cfg: dict[str, Any], dense: Mapping[str, torch.Tensor],
+                 plan: Mapping[str, str] | None = None):
         self.cfg = cfg
         self.seed = evaluator.seed
         self.task = evaluator.problem.task
@@ -61,6 +63,18 @@ class FineTune:
             from ..compression.sparsify import inference_latency
 
             self.static["latency_ms"], self.latency_info = inference_latency(model, self._val[0])
+        # Each pruned Linear trains dense or sparse (compression/train_path.py): by ``plan`` when
+        # given (a resumed fine-tune follows the plan it started with), else as the problem's
+        # train_path mode decides (measured, for auto) on a batch of this config's size.
+        # One-shot pruning (0 epochs) trains nothing, so it is scored dense under every mode.
+        if plan is None:
+            mode = evaluator.problem.train_path if int(cfg["epochs"]) > 0 else "dense"
+            example = self._train[0][: int(cfg["batch_size"])]
+            plan = plan_training(model, self.pruned.weights, self.pruned.masks, mode, example)
+        self.train_plan = dict(plan)
+        dense_idx = apply_plan(model, self.pruned.weights, self.pruned.masks, self.train_plan)
+        pairs = self.pruned.pairs()
+        self._masked = [pairs[i] for i in dense_idx]  # the dense-trained weights' masks, re-applied each step
         self.optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
         self.epoch = 0
 
@@ -73,7 +87,7 @@ class FineTune:
         """Train epoch ``self.epoch + 1``; returns the validation score after it."""
         try:
             train_epoch(self.model, self._train, self.optimizer, batch_size=int(self.cfg["batch_size"]),
-                        seed=self.seed, epoch=self.epoch, masks=self.pruned.pairs(), augment=self.augment,
+                        seed=self.seed, epoch=self.epoch, masks=self._masked, augment=self.augment,
                         samples=self.samples)
         except DivergedError as e:
             raise EvaluationFailed(f"fine-tune diverged: {e}") from None
@@ -123,11 +137,13 @@ class Evaluator:
     def check_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
         return check_config(config)
 
-    def start(self, config: Mapping[str, Any], dense: Mapping[str, torch.Tensor] | None = None) -> FineTune:
+    def start(self, config: Mapping[str, Any], dense: Mapping[str, torch.Tensor] | None = None,
+              plan: Mapping[str, str] | None = None) -> FineTune:
         """The pruned model of ``config``, before its first fine-tuning epoch. ``dense``: the dense
-        weights to prune (default: ``dense_state(problem)``, kept in memory only)."""
+        weights to prune (default: ``dense_state(problem)``, kept in memory only); ``plan``: each
+        pruned Linear's training path (default: the problem's ``train_path`` decides)."""
         cfg = self.check_config(config)
-        return FineTune(self, cfg, dense if dense is not None else dense_state(self.problem))
+        return FineTune(self, cfg, dense if dense is not None else dense_state(self.problem), plan)
 
     def result(self, run: FineTune, curve: list[float], pruned_at: int | None,
                info: dict[str, Any]) -> EvalResult:
@@ -153,5 +169,6 @@ class Evaluator:
                 pruned_at = epoch
                 break
         info = {f"{self.problem.metric}_before_finetune": before, "device": str(self.device), "epochs_trained": len(curve),
-                "seconds": time.perf_counter() - start, "skipped_layers": run.pruned.skipped}
+                "seconds": time.perf_counter() - start, "skipped_layers": run.pruned.skipped,
+                "train_path": run.train_plan}
         return self.result(run, curve, pruned_at, info)

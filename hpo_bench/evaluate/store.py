@@ -57,12 +57,16 @@ def default_cache_dir() -> Path:
     return cache_root()
 
 
-def prefix_key(fingerprint: str, config: Mapping[str, Any], seed: int, device: str) -> str:
+def prefix_key(fingerprint: str, config: Mapping[str, Any], seed: int, device: str, train_path: str = "dense") -> str:
     """The name of an evaluation up to its epoch count (see the module docstring); ``device`` is
-    the device type (``cpu``, ``cuda``)."""
+    the device type (``cpu``, ``cuda``); ``train_path`` the problem's mode of fine-tuning pruned
+    layers (``Problem.train_path``: other modes round differently, so they never share a result;
+    ``dense`` keys are those of every result stored before the mode existed)."""
     rest = {k: v for k, v in config.items() if k != "epochs"}
-    text = json.dumps({"problem": fingerprint, "config": rest, "seed": int(seed), "device": device},
-                      sort_keys=True, default=repr)
+    identity = {"problem": fingerprint, "config": rest, "seed": int(seed), "device": device}
+    if train_path != "dense":
+        identity["train_path"] = train_path
+    text = json.dumps(identity, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

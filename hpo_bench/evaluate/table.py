@@ -42,7 +42,8 @@ class TableEvaluator:
         t0 = time.perf_counter()
         cfg = {**DEFAULTS, **config}
         epochs = int(cfg["epochs"])
-        prefix = prefix_key(self.source.fingerprint(), cfg, self.seed, self.device.split(":")[0])
+        prefix = prefix_key(self.source.fingerprint(), cfg, self.seed, self.device.split(":")[0],
+                            self.source.train_path)
         static = self.store.static(prefix)
         curve = self.store.curve(prefix)
         if static is None or len(curve) < epochs:
@@ -61,7 +62,8 @@ def table_problem(spec: str) -> Problem:
     if cache and not Path(cache).is_dir():
         raise ValueError(f"table:{spec}: cache directory {cache!r} does not exist")
     store = CheckpointStore(cache or None)
-    rows = store.prefixes(source.fingerprint())
+    rows = [r for r in store.prefixes(source.fingerprint())  # (those trained the way the name says)
+            if r["config"].get("train_path", "dense") == source.train_path]
     if not rows:
         raise ValueError(f"table:{name}: the cache at {store.root} holds no results for {name!r}; "
                          f"run a grid on it first, e.g. hpo-bench run --problem {name} --method grid --budget 64")

@@ -3,7 +3,7 @@
 Every op validates its input at the door, picks a backend, and hands off. The package is laid
 out along those ideas, each module importing only the ones below it:
 
-* ``pruning``, ``inference`` -- the public ops: checks, then hand-off
+* ``pruning``, ``inference``, ``training`` -- the public ops: checks, then hand-off
 * ``dispatch``  -- which backend runs an op (lazy loading, ``HPO_BENCH_BACKEND``, ``load_error``)
 * ``reference`` -- the torch reference backend: the specification, and the fallback
 * ``native``    -- the C++ backend (``hpo_bench._native``); the Triton one is ``hpo_bench.kernels``
@@ -35,6 +35,7 @@ from .checks import SUPPORTED_DTYPES
 from .dispatch import available_backends, backend_for
 from .formats import SPARSE_FORMATS, SparseWeight, to_sparse
 from .inference import sparse_linear
+from .training import sddmm
 from .pruning import (SCORE_GROUPS, block_prune_, magnitude_prune_, magnitude_threshold, nm_prune_,
                       prune_count, score_prune_, score_threshold)
 
@@ -52,6 +53,7 @@ __all__ = [
     "prune_count",
     "score_prune_",
     "score_threshold",
+    "sddmm",
     "sparse_linear",
     "to_sparse",
 ]

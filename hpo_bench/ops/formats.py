@@ -12,7 +12,9 @@ module, never the dispatching ops above it.
 Formats and their buffers (``SparseWeight.data``):
 
 * ``"dense"``    weight [out, in]
-* ``"csr"``      crow int32 [out+1], col int16 (in < 32768) or int32 [nnz], values [nnz]
+* ``"csr"``      crow int32 [out+1], col int16 (in < 32768) or int32 [nnz], values [nnz]; optionally
+  perm int32 [nnz]: the k-th kept value is then values[perm[k]] (a transpose that shares its values
+  with the weight it transposes, as sparse training's input gradient does: ``nn.SparseTrainingLinear``)
 * ``"bsr"``      block (bh, bw), each in 4..64; the weight is zero-padded to multiples of the block:
   crow int32 [out_p/bh + 1], col int32 [nnzb] (block-column index), values [nnzb, bh, bw]
 * ``"bitmask"``  bits uint8 [out, ceil(in/8)] (bit j%8 of byte j//8 set = nonzero, little-endian bit
@@ -130,7 +132,7 @@ def densify(sw: SparseWeight) -> torch.Tensor:
         unpacked = ((bits.unsqueeze(-1) >> torch.arange(8, device=sw.device)) & 1).reshape(rows, -1)[:, :cols]
         _, c_idx = unpacked.nonzero(as_tuple=True)
     dense = torch.zeros(rows, cols, dtype=sw.dtype, device=sw.device)
-    dense[r_idx, c_idx] = d["values"]
+    dense[r_idx, c_idx] = d["values"][d["perm"].long()] if "perm" in d else d["values"]
     return dense
 
 

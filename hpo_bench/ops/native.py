@@ -19,6 +19,7 @@ if not all(hasattr(_native, f) for f in ("kth_magnitude", "prune", "nm_prune", "
     raise ImportError("hpo_bench._native is out of date; rebuild it: pip install -e .")
 # A build from before csrc/spmm.cpp still prunes; ``supports`` then declines every sparse product.
 _native_sparse = all(hasattr(_native, f) for f in ("spmm_csr", "spmm_bsr", "spmm_bitmask"))
+_native_sddmm = hasattr(_native, "sddmm_csr")
 
 __all__ = ["SPARSE_FORMATS", "kth_magnitude", "nm_mask_prune_", "prune_", "score_kth",
            "score_prune_", "sparse_linear", "supports"]
@@ -116,8 +117,9 @@ def sparse_linear(x2: torch.Tensor, sw: SparseWeight, bias: torch.Tensor | None)
     dense = (x2.data_ptr(), x2.shape[0], b.data_ptr() if b is not None else 0, y.data_ptr(),
              torch.get_num_threads())
     if sw.format == "csr":
+        perm = d.get("perm")
         _native.spmm_csr(d["crow"].data_ptr(), d["col"].data_ptr(), d["col"].element_size(),
-                         d["values"].data_ptr(), rows, cols, *dense)
+                         d["values"].data_ptr(), rows, cols, *dense, 0 if perm is None else perm.data_ptr())
     elif sw.format == "bsr":
         bh, bw = sw.block  # type: ignore[misc]
         _native.spmm_bsr(d["crow"].data_ptr(), d["col"].data_ptr(), d["values"].data_ptr(), bh, bw,
@@ -126,3 +128,19 @@ def sparse_linear(x2: torch.Tensor, sw: SparseWeight, bias: torch.Tensor | None)
         _native.spmm_bitmask(d["bits"].data_ptr(), d["crow"].data_ptr(), d["values"].data_ptr(),
                              rows, cols, *dense)
     return y
+
+
+def supports_sddmm(g2: torch.Tensor, x2: torch.Tensor, pattern: SparseWeight) -> bool:
+    """float32 CPU weight gradients of CSR patterns, if the build has csrc/sddmm.cpp."""
+    return (_native_sddmm and pattern.format == "csr" and g2.dtype == torch.float32 and x2.dtype == torch.float32
+            and x2.device.type == "cpu")
+
+
+def sddmm(g2: torch.Tensor, x2: torch.Tensor, pattern: SparseWeight) -> torch.Tensor:
+    """``(g2.T @ x2)`` at the kept positions of a CSR ``pattern`` (csrc/sddmm.cpp)."""
+    rows, cols = pattern.shape
+    d = pattern.data
+    out = torch.empty(pattern.nnz, dtype=torch.float32)
+    _native.sddmm_csr(d["crow"].data_ptr(), d["col"].data_ptr(), d["col"].element_size(), rows, cols,
+                      g2.data_ptr(), x2.data_ptr(), g2.shape[0], out.data_ptr(), torch.get_num_threads())
+    return out

@@ -128,3 +128,13 @@ def sparse_linear(x2: torch.Tensor, sw: SparseWeight, bias: torch.Tensor | None)
     CUDA, 2:4 thus runs torch's semi-structured kernels)."""
     weight = sw.data["weight"] if sw.format in ("dense", "2:4") else densify(sw)
     return torch.nn.functional.linear(x2, weight, bias)
+
+
+def sddmm(g2: torch.Tensor, x2: torch.Tensor, pattern: SparseWeight) -> torch.Tensor:
+    """The specification of ``ops.sddmm``: the dense ``g2.T @ x2``, read at the kept positions
+    (accumulated in float32 at least)."""
+    crow = pattern.data["crow"].long()
+    rows = torch.repeat_interleave(torch.arange(pattern.shape[0], device=crow.device), crow[1:] - crow[:-1])
+    acc = torch.promote_types(g2.dtype, torch.float32)
+    full = g2.to(acc).t() @ x2.to(acc)
+    return full[rows, pattern.data["col"].long()].to(g2.dtype)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .base import OBJECTIVES, TASKS, Objective, Problem
+from .base import OBJECTIVES, TASKS, TRAIN_PATHS, Objective, Problem
 from .cifar import cifar10_resnet20, cifar10_resnet20_mo
 from .digits import (digits_cnn, digits_mlp, digits_mlp_criteria, digits_mlp_latency, digits_mlp_mo,
                      digits_mlp_nuisance)
@@ -36,7 +36,13 @@ def get_problem(name: str, **args: object) -> Problem:
         factory = PROBLEMS[name]
     except KeyError:
         raise ValueError(f"unknown problem {name!r}; known: {', '.join(PROBLEMS)}") from None
+    train_path = args.pop("train_path", None)  # every problem's argument (Problem.train_path)
+    if train_path is not None and train_path not in TRAIN_PATHS:
+        raise ValueError(f"problem {name!r}: unknown train_path {train_path!r}; choose one of {', '.join(TRAIN_PATHS)}")
     problem = factory(**args)
+    if train_path is not None:
+        problem.train_path = str(train_path)
+        args["train_path"] = train_path
     if args:
         problem.name = f"{problem.name}[{','.join(f'{k}={v}' for k, v in sorted(args.items()))}]"
     return problem

@@ -21,12 +21,15 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ..space import SearchSpace
 
-__all__ = ["OBJECTIVES", "Objective", "Problem", "TASKS", "tensor_digest"]
+__all__ = ["OBJECTIVES", "Objective", "Problem", "TASKS", "TRAIN_PATHS", "tensor_digest"]
 
 #: What a model is trained and scored for, and the objective that scores it: ``classification``
 #: (inputs -> class logits; accuracy) or ``language_model`` (byte ids -> next-byte logits laid out
 #: (batch, vocab, time); mean cross-entropy). Both train with cross-entropy (evaluate/training.py).
 TASKS: dict[str, str] = {"classification": "accuracy", "language_model": "val_loss"}
+
+#: How pruned linear layers are fine-tuned (``Problem.train_path``; hpo_bench.compression.train_path).
+TRAIN_PATHS = ("dense", "sparse", "auto")
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,11 @@ class Problem:
             training samples an epoch draws, afresh from all of ``train`` in every epoch (seeded
             by (seed, epoch)): a language model's "epoch" is a fixed number of steps over a corpus
             far larger than one epoch reads, so its dense model does not memorise a fixed subset.
+        train_path: how pruned linear layers are fine-tuned: ``auto`` (the default: each layer
+            dense or sparse, whichever is measured faster here), ``sparse`` or ``dense``
+            (``hpo_bench.compression.train_path``). Not part of the fingerprint (it does not
+            change the dense model): the caching evaluator keys results by it instead. Any
+            registered problem takes it as an argument: ``digits-mlp[train_path=dense]``.
     """
 
     name: str
@@ -111,6 +119,7 @@ class Problem:
     task: str = "classification"
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None
     epoch_samples: int | None = None
+    train_path: str = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.train, DataLoader):
@@ -122,6 +131,9 @@ class Problem:
         self.objectives = tuple(self.objectives)
         if not self.objectives:
             raise ValueError(f"problem {self.name!r}: at least one objective is needed")
+        if self.train_path not in TRAIN_PATHS:
+            raise ValueError(f"problem {self.name!r}: unknown train_path {self.train_path!r}; "
+                             f"choose one of {', '.join(TRAIN_PATHS)}")
         if self.task not in TASKS:
             raise ValueError(f"problem {self.name!r}: unknown task {self.task!r}; known: {', '.join(TASKS)}")
         if self.objectives[0] != TASKS[self.task]:
