@@ -91,7 +91,8 @@ class SparseTrainingLinear(nn.Module):
     Mathematically the same training as the dense layer with its mask re-applied (an elementwise
     optimizer such as Adam, with L2 weight decay, moves each kept weight identically); numerically
     equal up to the rounding of other summation orders. CPU float32 runs the native kernels
-    (csrc/spmm.cpp, csrc/sddmm.cpp), everything else the torch reference of each op."""
+    (csrc/spmm.cpp, csrc/sddmm.cpp), CUDA the Triton ones (kernels/csr.py, kernels/sddmm_csr.py),
+    anything else the torch reference of each op."""
 
     def __init__(self, weight: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor | None = None):
         super().__init__()

@@ -32,7 +32,7 @@ def test_public_names_do_not_expose_the_backend_protocol():
     assert set(ops.__all__) == {
         "SCORE_GROUPS", "SPARSE_FORMATS", "SUPPORTED_DTYPES", "SparseWeight", "available_backends",
         "backend_for", "block_prune_", "magnitude_prune_", "magnitude_threshold", "nm_prune_",
-        "prune_count", "score_prune_", "score_threshold", "sparse_linear", "to_sparse",
+        "prune_count", "score_prune_", "score_threshold", "sddmm", "sparse_linear", "to_sparse",
     }
     for name in ("kth_magnitude", "prune_", "nm_mask_prune_", "score_kth", "ref_sparse_linear"):
         assert not hasattr(ops, name), name
