@@ -2,6 +2,7 @@
 otherwise call, and against the machine's floor (one torch.sum over the same data).
 
     python benchmarks/pruning_cpu.py [--out results.json] [--threads 2] [--log2n 26] [--repeats 7]
+                                     [--floor-log2n 24,26] [--floor-repeats 11]
 
 Threshold (float32, N = 2^log2n, in one tensor and split over 50 tensors, sparsity 0.9):
     ops.magnitude_threshold (native)  vs  torch.kthvalue on |w|  vs  numpy.partition on |w|
@@ -9,7 +10,16 @@ Threshold (float32, N = 2^log2n, in one tensor and split over 50 tensors, sparsi
 Prune (a stack of nn.Linear layers, >= 50M weights, sparsity 0.9):
     ops.magnitude_prune_ (native)  vs  torch.nn.utils.prune.global_unstructured(L1Unstructured)
 
-Prints a markdown table of median times and ratios, with the targets of the issue.
+Against the memory floor (float32, N = 2^24 and 2^26, 1 tensor and 50 tensors, sparsity 0.5 / 0.9 /
+0.99; issue 17: threshold <= 1.5x one read pass, prune <= 2.5x one read-write pass):
+    ops.magnitude_threshold  vs  one torch.sum over the tensors (read pass)
+    ops.magnitude_prune_     vs  one w.mul_(1.0) in place over the tensors (read-write pass); the
+                             prune is timed through the public op (which allocates fresh masks) and
+                             as the kernel alone writing into masks allocated once
+Each round runs every op of a case once, in turn, so load from other processes hits them alike;
+ratios are of medians over the rounds.
+
+Prints markdown tables of median times and ratios, with the targets of the issue.
 """
 from __future__ import annotations
 
@@ -125,6 +135,69 @@ def bench_prune(layers: int, width: int, repeats: int, slow_repeats: int) -> dic
     return result
 
 
+def bench_floors(log2n: int, parts: int, repeats: int, seed: int = 0) -> list[dict]:
+    """Threshold and prune against the read and read-write floors, one row per sparsity."""
+    n = 1 << log2n
+    gen = torch.Generator().manual_seed(seed)
+    sizes = [n] if parts == 1 else split_sizes(n, parts, seed)
+    tensors = [torch.randn(s, generator=gen) for s in sizes]
+    work = [t.clone() for t in tensors]
+    masks = [torch.empty(s, dtype=torch.bool) for s in sizes]
+    from hpo_bench import _native
+
+    def restore():
+        for w, t in zip(work, tensors):
+            w.copy_(t)
+
+    def prune_kernel(k):  # the native kernel alone, into masks allocated once
+        _native.prune([w.data_ptr() for w in work], sizes, [0] * len(work),
+                      [m.data_ptr() for m in masks], k, torch.get_num_threads())
+
+    rows = []
+    for sparsity in (0.5, 0.9, 0.99):
+        k = ops.prune_count(n, sparsity)
+        assert ops.magnitude_threshold(tensors, sparsity, backend="native") == float(
+            torch.cat([t.abs() for t in tensors]).kthvalue(k).values), "threshold differs"
+        fns = {
+            "read_s": (lambda: [t.sum() for t in tensors], None),
+            "read_write_s": (lambda: [w.mul_(1.0) for w in work], None),
+            "threshold_s": (lambda: ops.magnitude_threshold(tensors, sparsity, backend="native"), None),
+            "prune_s": (lambda: ops.magnitude_prune_(work, sparsity, backend="native"), restore),
+            "prune_kernel_s": (lambda: prune_kernel(k), restore),
+        }
+        times: dict[str, list[float]] = {name: [] for name in fns}
+        for i in range(repeats + 1):
+            for name, (fn, setup) in fns.items():
+                if setup is not None:
+                    setup()
+                t0 = time.perf_counter()
+                fn()
+                dt = time.perf_counter() - t0
+                if i:  # the first round warms caches, thread pools, allocator
+                    times[name].append(dt)
+        row = {"log2n": log2n, "tensors": parts, "sparsity": sparsity}
+        row.update({name: statistics.median(v) for name, v in times.items()})
+        rows.append(row)
+    return rows
+
+
+def floor_table(rows: list[dict]) -> str:
+    out = ["| N | tensors | sparsity | read pass (sum) | threshold | ratio (<= 1.5x) | "
+           "read-write pass (mul_) | prune (op) | ratio (<= 2.5x) | prune (kernel) | ratio (<= 2.5x) |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        t = r["threshold_s"] / r["read_s"]
+        p = r["prune_s"] / r["read_write_s"]
+        pk = r["prune_kernel_s"] / r["read_write_s"]
+        out.append(
+            f"| 2^{r['log2n']} | {r['tensors']} | {r['sparsity']} | {r['read_s'] * 1e3:.2f} ms | "
+            f"{r['threshold_s'] * 1e3:.2f} ms | {t:.2f}x {'yes' if t <= 1.5 else '**no**'} | "
+            f"{r['read_write_s'] * 1e3:.2f} ms | {r['prune_s'] * 1e3:.2f} ms | "
+            f"{p:.2f}x {'yes' if p <= 2.5 else '**no**'} | {r['prune_kernel_s'] * 1e3:.2f} ms | "
+            f"{pk:.2f}x {'yes' if pk <= 2.5 else '**no**'} |")
+    return "\n".join(out)
+
+
 def table(r: dict) -> str:
     rows = ["| case | op | median | ratio | target |", "|---|---|---:|---:|---|"]
     for case in ("one_tensor", "fifty_tensors"):
@@ -161,6 +234,9 @@ def main() -> None:
     )
     ap.add_argument("--layers", type=int, default=3, help="nn.Linear(width, width) layers to prune")
     ap.add_argument("--width", type=int, default=4096)
+    ap.add_argument("--floor-log2n", default="24,26",
+                    help="sizes (log2) of the threshold/prune vs memory-floor table; '' skips it")
+    ap.add_argument("--floor-repeats", type=int, default=11, help="rounds of the floor table")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -186,8 +262,17 @@ def main() -> None:
     }
     del one, fifty
     results["prune"] = bench_prune(args.layers, args.width, args.repeats, args.slow_repeats)
+    results["floors"] = [
+        row
+        for log2n in (int(x) for x in args.floor_log2n.split(",") if x.strip())
+        for parts in (1, 50)
+        for row in bench_floors(log2n, parts, args.floor_repeats)
+    ]
     results["machine"]["loadavg_1min_at_end"] = os.getloadavg()[0]
     print(table(results))
+    if results["floors"]:
+        print()
+        print(floor_table(results["floors"]))
     m = results["machine"]
     print(f"\n{m['cores']} cores, torch threads {m['torch_threads']}, load average (1 min) "
           f"{m['loadavg_1min_at_start']:.2f} at start, {m['loadavg_1min_at_end']:.2f} at end")

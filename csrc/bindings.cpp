@@ -90,6 +90,11 @@ PYBIND11_MODULE(_native, m) {
       py::arg("threads"),
       "Prune the k smallest |w| in place (ties: lowest position first); write uint8 masks.");
 
+  m.def("_set_magnitude_path", &hpo_native::set_magnitude_path, py::arg("path"),
+        "Test hook: 0 auto (bracketed select), 1 bracketed with portable kernels, 2 radix only.");
+  m.def("_magnitude_fallbacks", &hpo_native::magnitude_fallbacks,
+        "Test hook: how many magnitude selections fell back from the bracket to radix select.");
+
   m.def(
       "nm_prune",
       [](uintptr_t ptr, int64_t size, int dtype, uintptr_t mask, int n, int m_, int threads) {

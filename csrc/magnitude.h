@@ -29,6 +29,14 @@ void prune(const std::vector<Segment>& segs, int64_t k, int threads);
 // buffers, e.g. scores, whose masks then prune other buffers: csrc/score.cpp).
 void select_mask(const std::vector<Segment>& segs, int64_t k, int threads);
 
+// Test hooks. set_magnitude_path: how later calls select (kPathAuto: the bracketed pass, with its
+// AVX-512 kernels where the CPU has them; kPathPortable: the bracketed pass, portable kernels;
+// kPathRadix: the radix select only). magnitude_fallbacks: how many selections so far fell back
+// from the bracketed pass to the radix select (the bracket missed the k-th key, or overflowed).
+enum MagnitudePath : int { kPathAuto = 0, kPathPortable = 1, kPathRadix = 2 };
+void set_magnitude_path(int path);
+int64_t magnitude_fallbacks();
+
 // N:M pruning of one buffer: in each group of m consecutive elements keep the n largest |w| (ties:
 // lowest positions pruned first); writes the mask and zeroes the rest. seg.n % m == 0.
 void nm_prune(const Segment& seg, int n, int m, int threads);

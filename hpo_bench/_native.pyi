@@ -16,6 +16,11 @@ def kth_magnitude(
 def prune(
     ptrs: list[int], sizes: list[int], dtypes: list[int], masks: list[int], k: int, threads: int
 ) -> None: ...
+def _set_magnitude_path(path: int) -> None:
+    """Test hook: how later magnitude selections run (0 auto: the bracketed pass, AVX-512 where the
+    CPU has it; 1 the bracketed pass with portable kernels; 2 radix select only)."""
+def _magnitude_fallbacks() -> int:
+    """Test hook: selections so far that fell back from the bracketed pass to radix select."""
 def nm_prune(
     ptr: int, size: int, dtype: int, mask: int, n: int, m: int, threads: int
 ) -> None: ...
