@@ -272,3 +272,26 @@ def test_train_path_is_a_problem_argument_with_a_clear_error():
     assert p.fingerprint() == get_problem("digits-mlp").fingerprint()  # the same dense model
     with pytest.raises(ValueError, match="train_path 'fast'"):
         get_problem("digits-mlp", train_path="fast")
+
+
+def test_a_problem_name_with_arguments_reads_back_as_that_problem():
+    from hpo_bench.problems import get_problem
+
+    p = get_problem("digits-mlp[train_path=sparse]")
+    assert p.train_path == "sparse" and p.name == "digits-mlp[train_path=sparse]"
+    assert get_problem(p.name).name == p.name
+    with pytest.raises(ValueError, match=r"key=value"):
+        get_problem("digits-mlp[sparse]")
+
+
+def test_a_suite_takes_train_path_as_a_problem_argument(tmp_path):
+    from hpo_bench.harness.suite import load_suite
+
+    path = tmp_path / "s.toml"
+    body = 'seeds = 1\n[[comparison]]\nproblem = "digits-mlp"\nmethods = ["random"]\nbudget = { trials = 2 }\n'
+    path.write_text(body + 'problem_args = { train_path = "dense" }\n')
+    (cmp,) = load_suite(path).comparisons
+    assert cmp.make_problem().train_path == "dense"
+    path.write_text(body + 'problem_args = { train_path = "fast" }\n')
+    with pytest.raises(ValueError, match="train_path must be one of"):
+        load_suite(path)

@@ -12,7 +12,8 @@ methods = ["grid", "random", "tpe"]
 budget = { epochs = 30 }         # trials and/or epochs, per method and seed
 seeds = 8                        # optional: overrides the suite's
 name = "digits"                  # optional: the comparison's folder (default: the problem)
-problem_args = { width = 2048 }  # optional: keyword arguments of the problem's factory
+problem_args = { width = 2048 }  # optional: keyword arguments of the problem's factory, and
+                                 # train_path (every problem's: "auto", "sparse" or "dense")
 study_workers = 1                # optional: trials run at once inside each study (default 1: every
                                  # method as it behaves alone; more changes how methods behave)
 best_known = 0.975               # optional: the best value known for the problem's objective (the
@@ -39,7 +40,7 @@ from typing import Any
 
 from .._io import write_json_atomic, write_text_atomic
 from ..methods import METHODS, check_method
-from ..problems import PROBLEMS, get_problem
+from ..problems import PROBLEMS, TRAIN_PATHS, get_problem
 from .budget import Budget
 from .compare import compare
 from .compare import submit as submit_runs
@@ -161,6 +162,10 @@ def load_suite(path: str | Path) -> Suite:
             raise ValueError(f"{w}: problem_args must be a table")
         params = inspect.signature(PROBLEMS[problem]).parameters
         for k, v in args.items():
+            if k == "train_path":  # every problem's (Problem.train_path)
+                if v not in TRAIN_PATHS:
+                    raise ValueError(f"{w}: problem_args: train_path must be one of {', '.join(TRAIN_PATHS)}, got {v!r}")
+                continue
             if k not in params:
                 raise ValueError(f"{w}: problem {problem!r} takes no argument {k!r}"
                                  + (f"; it takes: {', '.join(params)}" if params else ""))

@@ -10,7 +10,7 @@ from .digits import (digits_cnn, digits_mlp, digits_mlp_criteria, digits_mlp_lat
 from .lm import lm_bytes, lm_bytes_mo
 from .synthetic import synthetic_mlp
 
-__all__ = ["OBJECTIVES", "Objective", "PROBLEMS", "Problem", "TASKS", "get_problem"]
+__all__ = ["OBJECTIVES", "Objective", "PROBLEMS", "Problem", "TASKS", "TRAIN_PATHS", "get_problem"]
 
 PROBLEMS: dict[str, Callable[[], Problem]] = {
     "digits-mlp": digits_mlp,
@@ -32,6 +32,9 @@ def get_problem(name: str, **args: object) -> Problem:
     name says them (``digits-mlp[width=2048]``), so its studies never share a name with the
     problem built otherwise. (``table:PROBLEM`` names, answered from the checkpoint cache, are
     resolved a layer up, by ``hpo_bench.evaluate.load_problem``.)"""
+    if name.endswith("]") and "[" in name:  # the name a problem with arguments carries, read back
+        name, parsed = _parse_args(name)
+        args = {**parsed, **args}
     try:
         factory = PROBLEMS[name]
     except KeyError:
@@ -46,3 +49,25 @@ def get_problem(name: str, **args: object) -> Problem:
     if args:
         problem.name = f"{problem.name}[{','.join(f'{k}={v}' for k, v in sorted(args.items()))}]"
     return problem
+
+
+def _parse_args(name: str) -> tuple[str, dict[str, object]]:
+    """``digits-mlp[train_path=dense,width=2048]`` -> ("digits-mlp", {...}); values that read as a
+    number or true/false become one."""
+    base, _, rest = name[:-1].partition("[")
+    args: dict[str, object] = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, text = item.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"problem {name!r}: arguments are written NAME[key=value,...], got {item!r}")
+        value: object = text.strip()
+        for convert in (int, float):
+            try:
+                value = convert(text)
+                break
+            except ValueError:
+                pass
+        if text.strip().lower() in ("true", "false"):
+            value = text.strip().lower() == "true"
+        args[key.strip()] = value
+    return base, args
