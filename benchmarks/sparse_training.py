@@ -4,7 +4,8 @@
 
 * ``step``: one training step (forward, backward, Adam step; dense also re-applies the mask) of a
   4096 x 4096 ``nn.Linear`` at 90% unstructured sparsity, batch 64 and 256, its input needing a
-  gradient (a layer inside a network): ``nn.Linear`` + mask vs ``nn.SparseTrainingLinear``.
+  gradient (a layer inside a network): ``nn.Linear`` + mask vs ``nn.SparseTrainingLinear``, on
+  ``--device`` (cuda: the Triton kernels; benchmarks/gpu/run.sh runs it there).
   Medians over rounds that alternate the two (each round: 3 steps of each, timed one by one).
 * ``trials``: digits-mlp at 97%, the random method, 8 seeds x ``--trials`` trials, evaluated by the
   real evaluator (no cache; the dense model trained beforehand, as a cache would serve it) with
@@ -39,31 +40,41 @@ from hpo_bench.nn import SparseTrainingLinear
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _time_steps(fns: dict, rounds: int, per_round: int = 3) -> dict[str, float]:
+def _time_steps(fns: dict, rounds: int, per_round: int = 3, device: torch.device = torch.device("cpu")) -> dict[str, float]:
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     samples: dict[str, list[float]] = {k: [] for k in fns}
     for fn in fns.values():
-        fn()  # warm-up: allocations, Adam's state
+        fn()  # warm-up: allocations, Adam's state (and on CUDA, the kernels' compilation)
+        fn()
     for _ in range(rounds):
         for name, fn in fns.items():
             for _ in range(per_round):
+                sync()
                 t0 = time.perf_counter()
                 fn()
+                sync()
                 samples[name].append(time.perf_counter() - t0)
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
-def bench_step(n: int = 4096, density: float = 0.1, batches=(64, 256), rounds: int = 7) -> list[dict]:
+def bench_step(n: int = 4096, density: float = 0.1, batches=(64, 256), rounds: int = 7,
+               device: str = "cpu") -> list[dict]:
     rows = []
+    dev = torch.device(device)
     gen = torch.Generator().manual_seed(0)
     for batch in batches:
         dense = nn.Linear(n, n)
         mask = torch.rand(n, n, generator=gen) < density
+        dense, mask = dense.to(dev), mask.to(dev)
         maskf = mask.float()
         with torch.no_grad():
             dense.weight.mul_(maskf)
         sparse = SparseTrainingLinear.from_linear(dense, mask)
-        x = torch.randn(batch, n, generator=gen).requires_grad_()
-        g = torch.randn(batch, n, generator=gen)
+        x = torch.randn(batch, n, generator=gen).to(dev).requires_grad_()
+        g = torch.randn(batch, n, generator=gen).to(dev)
         opt_d = torch.optim.Adam(dense.parameters(), lr=1e-4)
         opt_s = torch.optim.Adam(sparse.parameters(), lr=1e-4)
 
@@ -79,8 +90,8 @@ def bench_step(n: int = 4096, density: float = 0.1, batches=(64, 256), rounds: i
             sparse(x).backward(g)
             opt_s.step()
 
-        t = _time_steps({"dense": dense_step, "sparse": sparse_step}, rounds)
-        rows.append({"n": n, "density": density, "batch": batch, "dense_ms": 1e3 * t["dense"],
+        t = _time_steps({"dense": dense_step, "sparse": sparse_step}, rounds, device=dev)
+        rows.append({"n": n, "density": density, "batch": batch, "device": str(dev), "dense_ms": 1e3 * t["dense"],
                      "sparse_ms": 1e3 * t["sparse"], "speedup": t["dense"] / t["sparse"]})
         print(f"  step {n}x{n} at {1 - density:.0%}, batch {batch}: dense {1e3 * t['dense']:.1f} ms, "
               f"sparse {1e3 * t['sparse']:.1f} ms, {t['dense'] / t['sparse']:.2f}x", flush=True)
@@ -194,6 +205,7 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/sparse-training")
     ap.add_argument("--threads", type=int, default=None, help="torch threads for step and trials (default: torch's)")
     ap.add_argument("--trials", type=int, default=10, help="trials per seed (8 seeds)")
+    ap.add_argument("--device", default="cpu", help="the step part's device (cpu, cuda)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -202,7 +214,9 @@ def main() -> None:
     parts = args.parts.split(",")
     result: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": _cpu()}
     if "step" in parts:
-        result["step"] = bench_step()
+        result["step"] = bench_step(device=args.device)
+        if args.device != "cpu" and torch.cuda.is_available():
+            result["gpu"] = torch.cuda.get_device_name()
     if "trials" in parts:
         result["trials"] = bench_trials(trials=args.trials)
     if "suite" in parts:
