@@ -42,7 +42,10 @@ def get_problem(name: str, **args: object) -> Problem:
     train_path = args.pop("train_path", None)  # every problem's argument (Problem.train_path)
     if train_path is not None and train_path not in TRAIN_PATHS:
         raise ValueError(f"problem {name!r}: unknown train_path {train_path!r}; choose one of {', '.join(TRAIN_PATHS)}")
-    problem = factory(**args)
+    try:
+        problem = factory(**args)
+    except TypeError as e:  # an argument the factory does not take
+        raise ValueError(f"problem {name!r} with arguments {args}: {e}") from None
     if train_path is not None:
         problem.train_path = str(train_path)
         args["train_path"] = train_path
