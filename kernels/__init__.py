@@ -8,7 +8,8 @@ products (BSR and CSR; ``ops`` runs its reference for every product ``supports``
 ``available`` and ``unavailable_reason``: importing this package never fails, and Triton is
 imported lazily and once; ``available()`` says whether the kernels can run here.
 
-One module per op, each with its kernel(s) and launcher: select.py (radix select of the k-th |w|),
+One module per op, each with its kernel(s) and launcher: select.py (the k-th |w|: a sampled bracket
+and one pass over the data, radix select over the candidates or, when the bracket misses, all),
 apply.py (global prune with the tie rule), nm.py (N:M), score.py (pruning by score: a radix select
 per row, or the global kernels on the scores), and _common.py (keys and chunk tables);
 bsr.py (BSR x dense, tl.dot per nonzero block) and skinny.py (batch <= 16, GEMV-like) for

@@ -17,7 +17,7 @@ import triton.language as tl
 
 from . import _common
 from ._common import load_keys, make_batch, zero_at
-from .select import NUM_WARPS, nan_count, radix_select
+from .select import NUM_WARPS, nan_count, select
 
 
 @triton.jit
@@ -124,7 +124,7 @@ def select_(tensors: list[torch.Tensor], k: int, zero: bool) -> list[torch.Tenso
         if nan_count(batch):
             raise ValueError("the weights contain NaN")
         return masks
-    t, r, equal, nans = radix_select(batch)
+    t, r, equal, nans = select(batch, tensors, k)
     if nans:
         raise ValueError(f"the weights contain NaN ({nans} values)")
     split = r < equal
