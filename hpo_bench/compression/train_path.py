@@ -30,10 +30,12 @@ import torch
 from torch import nn
 
 from ..nn import SparseTrainingLinear
-from ..problems.base import TRAIN_PATHS
 from .sparsify import device_name, load_timings, save_timings, time_interleaved
 
 __all__ = ["MARGIN", "TRAIN_PATHS", "apply_plan", "check_train_path", "choose_train_path", "plan_training"]
+
+#: How pruned linear layers are fine-tuned (``Problem.train_path``; the module docstring).
+TRAIN_PATHS = ("dense", "sparse", "auto")
 
 #: Sparse is chosen only where it is at least this much faster than dense.
 MARGIN = 1.1

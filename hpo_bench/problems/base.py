@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from ..compression.train_path import TRAIN_PATHS
 from ..space import SearchSpace
 
 __all__ = ["OBJECTIVES", "Objective", "Problem", "TASKS", "TRAIN_PATHS", "tensor_digest"]
@@ -28,8 +29,6 @@ __all__ = ["OBJECTIVES", "Objective", "Problem", "TASKS", "TRAIN_PATHS", "tensor
 #: (batch, vocab, time); mean cross-entropy). Both train with cross-entropy (evaluate/training.py).
 TASKS: dict[str, str] = {"classification": "accuracy", "language_model": "val_loss"}
 
-#: How pruned linear layers are fine-tuned (``Problem.train_path``; hpo_bench.compression.train_path).
-TRAIN_PATHS = ("dense", "sparse", "auto")
 
 
 @dataclass(frozen=True)
