@@ -12,8 +12,8 @@
 # GPU suite's network on 100k samples, 3 methods x 2 seeds x 8 epochs, --device cuda; suite.json,
 # suite_report.md, suite_trajectories.png, one progress line per trial in run.log). It needs
 # optuna's and matplotlib's wheels carried (benchmarks/gpu/fetch_wheels.sh). On 2026-11-27 it did
-# not finish within its 200 s step on an H200 (no per-trial log then): size it from the progress
-# lines of the next run.
+# not finish within its 200 s step on an H200, so it is now sized from a calibration on the GPU
+# first (benchmarks/gpu/size_suite.py: suite_calibration.json, suite_sized.toml).
 #
 # To add a benchmark (issue 4: sparse inference), add one `step NAME SECONDS command...` line
 # below, before the summary, and keep the sum of the SECONDS under ~420.
@@ -113,9 +113,16 @@ fi
 if [ "$STEPS" = suite ]; then
     # optuna and matplotlib are not on the lent machine: benchmarks/gpu/fetch_wheels.sh + carry .wheels
     [ -d .wheels ] && step wheels 60 python3 -m pip install -q --no-index --find-links .wheels optuna matplotlib tqdm
-    SUITE_OUT="$(mktemp -d)/gpu-suite"
+    SUITE_DIR="$(mktemp -d)"; SUITE_OUT="$SUITE_DIR/gpu-suite"
     export HPO_BENCH_PROGRESS=lines  # one line per trial in run.log: a run cut by the limit shows how far it got
-    step suite 200 python3 -m hpo_bench suite benchmarks/gpu/suite_smoke.toml --device cuda --no-cache --out "$SUITE_OUT"
+    export HPO_BENCH_CACHE="$SUITE_DIR/cache"  # the calibration's dense model is the suite's
+    # Calibrate (pretrain the dense model, time a trial at 1 and 3 epochs on the GPU), then size the
+    # comparison to ${HPO_BENCH_GPU_SUITE_S:-150} s from those seconds (benchmarks/gpu/size_suite.py).
+    step calibrate 150 python3 benchmarks/gpu/size_suite.py benchmarks/gpu/suite_smoke.toml \
+        --comparison synthetic-mlp-large --device cuda --seconds "${HPO_BENCH_GPU_SUITE_S:-150}" \
+        --out "$OUT/suite_sized.toml" --json "$OUT/suite_calibration.json" --cache "$HPO_BENCH_CACHE"
+    cat "$OUT/suite_sized.toml" 2>/dev/null
+    step suite 220 python3 -m hpo_bench suite "$OUT/suite_sized.toml" --device cuda --out "$SUITE_OUT"
     cp "$SUITE_OUT/suite.json" "$OUT/suite.json" 2>/dev/null
     cp "$SUITE_OUT/synthetic-mlp-large/report.md" "$OUT/suite_report.md" 2>/dev/null
     cp "$SUITE_OUT/synthetic-mlp-large/trajectories.png" "$OUT/suite_trajectories.png" 2>/dev/null
