@@ -63,6 +63,9 @@ def main() -> None:
             after = run(ROOT, args.problem, args.seeds, args.trials)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], capture_output=True)
+    if len(before) != len(after):
+        print(f"DIFFERENT: {len(before)} trials at {args.against}, {len(after)} here")
+        raise SystemExit(1)
     for i, (a, b) in enumerate(zip(before, after)):
         if a != b:
             print(f"DIFFERENT at trial {i}: {args.against}: {a}\nhere: {b}")

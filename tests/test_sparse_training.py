@@ -295,3 +295,71 @@ def test_a_suite_takes_train_path_as_a_problem_argument(tmp_path):
     path.write_text(body + 'problem_args = { train_path = "fast" }\n')
     with pytest.raises(ValueError, match="train_path must be one of"):
         load_suite(path)
+
+
+def test_measuring_the_plan_leaves_no_trace_in_the_model(tiny):
+    """A model with BatchNorm: the planning forward must not move its running statistics, or a
+    config's first run (plan measured) and its resumed runs (plan read back) would start apart."""
+    from hpo_bench import Problem
+
+    bn = Problem(name="tiny-bn", model=lambda: nn.Sequential(nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU(),
+                                                              nn.Linear(16, 10)),
+                 train=tiny.train, val=tiny.val, space=tiny.space, fixed=tiny.fixed,
+                 pretrain={"epochs": 2, "lr": 1e-2, "batch_size": 128, "seed": 0}, train_path="auto")
+    ev = Evaluator(bn)
+    cfg = {**CFG, "epochs": 2}
+    measured = ev.start(cfg)
+    replayed = ev.start(cfg, plan=measured.train_plan)
+    assert torch.equal(measured.model[1].running_mean, replayed.model[1].running_mean)
+    assert int(measured.model[1].num_batches_tracked) == int(replayed.model[1].num_batches_tracked)
+    assert [measured.train_epoch() for _ in range(2)] == [replayed.train_epoch() for _ in range(2)]
+
+
+class _Shared(nn.Module):
+    """One Linear reachable under two names, and two Linears tied to one weight."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(32, 32)
+        self.again = self.lin
+        self.a = nn.Linear(32, 32)
+        self.b = nn.Linear(32, 32)
+        self.b.weight = self.a.weight
+        self.free = nn.Linear(32, 32)
+
+    def forward(self, x):
+        return self.free(self.b(self.a(self.again(self.lin(x)))))
+
+
+def test_shared_and_tied_linears_stay_dense_with_their_masks():
+    from hpo_bench.compression.pruning import prune_model
+
+    model = _Shared()
+    pruned = prune_model(model, "unstructured", 0.9)
+    x = torch.randn(8, 32)
+    plan = tp.plan_training(model, pruned.weights, pruned.masks, "sparse", x)
+    assert plan == {"free": "sparse"}
+    dense_idx = tp.apply_plan(model, pruned.weights, pruned.masks, plan)
+    assert type(model.lin) is nn.Linear and model.again is model.lin and model.b.weight is model.a.weight
+    free = next(i for i, w in enumerate(pruned.weights) if w.shape == (32, 32) and w.data_ptr() not in
+                {model.lin.weight.data_ptr(), model.a.weight.data_ptr()})
+    assert isinstance(model.free, SparseTrainingLinear)
+    assert set(dense_idx) == set(range(len(pruned.weights))) - {free}  # the others' masks keep being re-applied
+
+
+def test_a_table_names_the_training_path_its_cache_holds(tiny_registry, tmp_path, monkeypatch):
+    from hpo_bench.evaluate import load_problem
+    from hpo_bench.problems import get_problem
+
+    monkeypatch.setenv("HPO_BENCH_CACHE", str(tmp_path))
+    dense = get_problem("tiny", train_path="dense")
+    CachingEvaluator(Evaluator(dense), CheckpointStore(tmp_path)).evaluate(CFG)
+    assert load_problem(f"table:tiny[train_path=dense]@{tmp_path}").name.startswith("table:")
+    with pytest.raises(ValueError, match=r"train_path=dense, not auto; name that one"):
+        load_problem(f"table:tiny@{tmp_path}")
+
+
+def test_auto_is_the_default_name():
+    from hpo_bench.problems import get_problem
+
+    assert get_problem("digits-mlp", train_path="auto").name == "digits-mlp"

@@ -141,7 +141,12 @@ def main() -> None:
     lines += ["", "[[comparison]]", f'name = "{cmp.name}"', f'problem = "{cmp.problem}"']
     if args_toml:
         lines.append(f"problem_args = {{ {args_toml} }}")
-    lines += [f"methods = {json.dumps(cmp.methods)}", f"budget = {{ epochs = {epochs} }}", ""]
+    lines += [f"methods = {json.dumps(cmp.methods)}", f"budget = {{ epochs = {epochs} }}"]
+    if cmp.study_workers != 1:
+        lines.append(f"study_workers = {cmp.study_workers}")
+    if cmp.best_known is not None:
+        lines.append(f"best_known = {cmp.best_known!r}")
+    lines.append("")
     text = "\n".join(lines)
     Path(args.out).write_text(text)
     load_suite(args.out)  # what was written reads back

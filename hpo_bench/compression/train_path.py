@@ -49,10 +49,24 @@ def check_train_path(mode: str) -> str:
 
 def _linears(model: nn.Module, weights: Sequence[torch.Tensor]) -> dict[str, int]:
     """{module name: index in ``weights``} of every ``nn.Linear`` whose weight is a pruned one
-    (matched by storage: pruning holds each weight's ``.data``, another tensor object)."""
+    (matched by storage: pruning holds each weight's ``.data``, another tensor object) and that
+    can be swapped for a sparse layer: a module reachable under two names, or a weight shared by
+    two modules (tied), stays dense, since replacing it in one place would break the sharing."""
     index = {(w.data_ptr(), tuple(w.shape)): i for i, w in enumerate(weights)}
-    return {name: index[(m.weight.data_ptr(), tuple(m.weight.shape))] for name, m in model.named_modules()
-            if name and type(m) is nn.Linear and (m.weight.data_ptr(), tuple(m.weight.shape)) in index}
+    found: dict[str, int] = {}
+    names_of: dict[int, int] = {}
+    users_of: dict[int, set[int]] = {}
+    for name, m in model.named_modules(remove_duplicate=False):
+        if type(m) is not nn.Linear:
+            continue
+        names_of[id(m)] = names_of.get(id(m), 0) + 1
+        i = index.get((m.weight.data_ptr(), tuple(m.weight.shape)))
+        if i is not None:
+            users_of.setdefault(i, set()).add(id(m))
+            if name:
+                found[name] = i
+    return {name: i for name, i in found.items()
+            if len(users_of[i]) == 1 and names_of[id(model.get_submodule(name))] == 1}
 
 
 def _inputs(model: nn.Module, names: Sequence[str], example: torch.Tensor) -> dict[str, tuple[int, bool]]:
@@ -64,12 +78,19 @@ def _inputs(model: nn.Module, names: Sequence[str], example: torch.Tensor) -> di
         seen.setdefault(name, (x.numel() // max(x.shape[-1], 1), x.requires_grad))
 
     hooks = [model.get_submodule(n).register_forward_pre_hook(lambda m, args, n=n: hook(n, args[0])) for n in names]
+    # The forward must leave no trace: buffers (BatchNorm's running statistics) are restored, the
+    # random state is forked, so a config starts its fine-tune from the same state whether its plan
+    # was measured now or read back from the cache.
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
     try:
         with torch.random.fork_rng(devices=[example.device] if example.device.type == "cuda" else []):
             model(example)
     finally:
         for h in hooks:
             h.remove()
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
     return seen
 
 

@@ -55,12 +55,12 @@ class CachingEvaluator:
                                       self.inner.seed, device, run.static)
                 static = run.static
             return self._result(static, [], 0, None, "one-shot", 0, t0, skipped=run.pruned.skipped,
-                                score=run.score())
+                                score=run.score(), prefix=prefix)
 
         # Replay what is known, exactly as a fresh run would have reported it.
         curve, stopped_at = replay(stored if static is not None else [], epochs, reporter)
         if static is not None and (stopped_at is not None or len(curve) == epochs):
-            return self._result(static, curve, epochs, stopped_at, "hit", 0, t0)
+            return self._result(static, curve, epochs, stopped_at, "hit", 0, t0, prefix=prefix)
 
         run = self._start(cfg, prefix, mode)
         if static is None:
@@ -87,7 +87,17 @@ class CachingEvaluator:
         self.store.put_blob(f"{prefix}@{run.epoch}", run.state(), prefix=prefix, epoch=run.epoch)
         outcome = "prefix" if resumed_from > 0 else "miss"
         return self._result(static, curve, epochs, pruned_at, outcome, run.epoch - resumed_from, t0,
-                            skipped=run.pruned.skipped)
+                            skipped=run.pruned.skipped, prefix=prefix)
+
+    def _plan_of(self, prefix: str, epochs: int) -> Any:
+        """What the result was trained with: auto's kept per-layer plan, else the mode itself
+        (one-shot results train nothing: dense)."""
+        mode = self.problem.train_path
+        if epochs == 0 or mode == "dense":
+            return "dense"
+        if mode == "auto":
+            return self.store.get_memo(f"train-plan:{prefix}")
+        return mode
 
     def _start(self, cfg: dict[str, Any], prefix: str, mode: str) -> Any:
         """The fine-tune of ``cfg``, on the training plan this config's results were computed
@@ -106,7 +116,8 @@ class CachingEvaluator:
 
     def _result(self, static: Mapping[str, float], curve: list[float], epochs: int, pruned_at: int | None,
                 outcome: str, trained: int, t0: float, skipped: list[str] | None = None,
-                score: float | None = None) -> EvalResult:
+                score: float | None = None, prefix: str = "") -> EvalResult:
         info = {"cache": outcome, "epochs_trained": trained, "device": str(self.inner.device),
-                "seconds": time.perf_counter() - t0, "skipped_layers": skipped or []}
+                "seconds": time.perf_counter() - t0, "skipped_layers": skipped or [],
+                "train_path": self._plan_of(prefix, epochs)}
         return make_result(self.problem.objectives, {self.problem.metric: curve[-1] if curve else score, **static}, curve, epochs, pruned_at, info)

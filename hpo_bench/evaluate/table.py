@@ -62,8 +62,13 @@ def table_problem(spec: str) -> Problem:
     if cache and not Path(cache).is_dir():
         raise ValueError(f"table:{spec}: cache directory {cache!r} does not exist")
     store = CheckpointStore(cache or None)
-    rows = [r for r in store.prefixes(source.fingerprint())  # (those trained the way the name says)
-            if r["config"].get("train_path", "dense") == source.train_path]
+    every = store.prefixes(source.fingerprint())
+    rows = [r for r in every if r["config"].get("train_path", "dense") == source.train_path]  # trained as named
+    if not rows and every:
+        paths = sorted({r["config"].get("train_path", "dense") for r in every})
+        raise ValueError(f"table:{name}: the cache at {store.root} holds results of {name!r} trained with "
+                         f"train_path={' and '.join(paths)}, not {source.train_path}; name that one, e.g. "
+                         f"table:{name.split('[')[0]}[train_path={paths[0]}]")
     if not rows:
         raise ValueError(f"table:{name}: the cache at {store.root} holds no results for {name!r}; "
                          f"run a grid on it first, e.g. hpo-bench run --problem {name} --method grid --budget 64")

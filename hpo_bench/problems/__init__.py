@@ -1,6 +1,7 @@
 """Compression problems: ``PROBLEMS`` maps a name to a factory that builds a ``Problem``."""
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 from .base import OBJECTIVES, TASKS, TRAIN_PATHS, Objective, Problem
@@ -43,12 +44,14 @@ def get_problem(name: str, **args: object) -> Problem:
     if train_path is not None and train_path not in TRAIN_PATHS:
         raise ValueError(f"problem {name!r}: unknown train_path {train_path!r}; choose one of {', '.join(TRAIN_PATHS)}")
     try:
-        problem = factory(**args)
+        inspect.signature(factory).bind(**args)
     except TypeError as e:  # an argument the factory does not take
         raise ValueError(f"problem {name!r} with arguments {args}: {e}") from None
+    problem = factory(**args)
     if train_path is not None:
         problem.train_path = str(train_path)
-        args["train_path"] = train_path
+        if train_path != "auto":  # (the default: the name stays the problem's own)
+            args["train_path"] = train_path
     if args:
         problem.name = f"{problem.name}[{','.join(f'{k}={v}' for k, v in sorted(args.items()))}]"
     return problem

@@ -30,7 +30,6 @@ __all__ = ["OBJECTIVES", "Objective", "Problem", "TASKS", "TRAIN_PATHS", "tensor
 TASKS: dict[str, str] = {"classification": "accuracy", "language_model": "val_loss"}
 
 
-
 @dataclass(frozen=True)
 class Objective:
     name: str
