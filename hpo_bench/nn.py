@@ -99,7 +99,10 @@ class SparseTrainingLinear(nn.Module):
         if weight.dim() != 2 or tuple(mask.shape) != tuple(weight.shape):
             raise ValueError(f"weight {tuple(weight.shape)} and mask {tuple(mask.shape)} must be one 2-D shape")
         rows, cols = weight.shape
-        keep = mask.detach().to(torch.bool)
+        keep = mask.detach().to(device=weight.device, dtype=torch.bool)
+        if int(keep.sum()) >= 2**31:
+            raise ValueError(f"SparseTrainingLinear keeps at most 2^31 - 1 weights (int32 CSR offsets); "
+                             f"this mask keeps {int(keep.sum())}")
         r, c = keep.nonzero(as_tuple=True)  # row-major: CSR order
         counts = keep.sum(1)
         crow = torch.zeros(rows + 1, dtype=torch.int32, device=weight.device)

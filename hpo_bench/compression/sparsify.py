@@ -103,7 +103,9 @@ def _block_fill(w: torch.Tensor, block: int) -> float:
 
 def _key(w: torch.Tensor, batch: int, block: int) -> dict[str, Any]:
     density = float((w != 0).sum()) / max(w.numel(), 1)
-    return {"device": device_name(w.device), "dtype": str(w.dtype).removeprefix("torch."),
+    # "kernels": bumped when a format's kernel changes (2: CSR runs a Triton kernel on CUDA, no
+    # longer the densified reference), so timings of the old kernels are not reused
+    return {"kernels": 2, "device": device_name(w.device), "dtype": str(w.dtype).removeprefix("torch."),
             "shape": list(w.shape), "density": round(density, 2), "block": block,
             "block_fill": round(_block_fill(w, block), 2), "batch": int(batch)}
 
