@@ -146,3 +146,19 @@ def test_an_epoch_draws_its_windows_afresh_from_the_whole_corpus():
     cfg = {**p.baseline_config(), "epochs": 2}
     fresh = Evaluator(p).evaluate(cfg)
     assert Evaluator(p).evaluate(cfg).curve == fresh.curve
+
+
+def test_sparse_fine_tune_of_the_language_model_matches_dense_and_resumes_exactly(tmp_path):
+    """The GPT's Linears see (batch, tokens, features) inputs: the sparse path trains them (3-D
+    through reshape), its losses track the dense path's within float rounding, and it resumes
+    bit for bit."""
+    dense = get_problem("lm-bytes", **SMALL, train_path="dense")
+    sparse = get_problem("lm-bytes", **SMALL, train_path="sparse")
+    cfg = {**dense.baseline_config(), "epochs": 2}
+    d = Evaluator(dense).evaluate(cfg)
+    s = Evaluator(sparse).evaluate(cfg)
+    assert set(s.info["train_path"].values()) == {"sparse"} and len(s.info["train_path"]) == 4
+    assert s.curve == pytest.approx(d.curve, rel=1e-4)
+    cached = CachingEvaluator(Evaluator(sparse), CheckpointStore(tmp_path / "cache"))
+    cached.evaluate({**cfg, "epochs": 1})
+    assert cached.evaluate(cfg).curve == s.curve
