@@ -222,8 +222,8 @@ def test_sparse_and_dense_evaluations_agree(tiny):
     two of 539 (float rounding can flip a borderline prediction), and it reports its plan."""
     dense = Evaluator(_variant(tiny, "dense")).evaluate(CFG)
     sparse = Evaluator(_variant(tiny, "sparse")).evaluate(CFG)
-    assert sparse.info["train_path"] == {"0": "sparse", "2": "sparse", "4": "sparse"}
-    assert dense.info["train_path"] == {"0": "dense", "2": "dense", "4": "dense"}
+    assert sparse.info["train_path"] == "sparse" and dense.info["train_path"] == "dense"
+    assert Evaluator(_variant(tiny, "sparse")).start(CFG).train_plan == {"0": "sparse", "2": "sparse", "4": "sparse"}
     for a, b in zip(dense.curve, sparse.curve):
         assert abs(a - b) <= 2 / 539
     assert sparse.values["sparsity"] == dense.values["sparsity"]
@@ -282,6 +282,12 @@ def test_a_problem_name_with_arguments_reads_back_as_that_problem():
     assert get_problem(p.name).name == p.name
     with pytest.raises(ValueError, match=r"key=value"):
         get_problem("digits-mlp[sparse]")
+    with pytest.raises(ValueError, match=r"one pair of brackets"):
+        get_problem("digits-mlp[")
+    with pytest.raises(ValueError, match=r"given twice"):
+        get_problem("digits-mlp[train_path=dense,train_path=sparse]")
+    with pytest.raises(ValueError, match=r"it takes: n_train.*train_path"):
+        get_problem("synthetic-mlp[widht=64]")
 
 
 def test_a_suite_takes_train_path_as_a_problem_argument(tmp_path):
@@ -294,6 +300,9 @@ def test_a_suite_takes_train_path_as_a_problem_argument(tmp_path):
     assert cmp.make_problem().train_path == "dense"
     path.write_text(body + 'problem_args = { train_path = "fast" }\n')
     with pytest.raises(ValueError, match="train_path must be one of"):
+        load_suite(path)
+    path.write_text(body.replace('"digits-mlp"', '"digits-mlp[train_path=dense]"'))
+    with pytest.raises(ValueError, match="write a problem's arguments as problem_args"):
         load_suite(path)
 
 
@@ -363,3 +372,21 @@ def test_auto_is_the_default_name():
     from hpo_bench.problems import get_problem
 
     assert get_problem("digits-mlp", train_path="auto").name == "digits-mlp"
+
+
+def test_every_trial_records_how_it_trained(tiny, tmp_path):
+    """run.json's trials name their training: auto's per-layer plan (the one kept with the
+    results), or the mode; the same from a fresh evaluation and from the cache."""
+    from hpo_bench.harness import Budget, search
+
+    auto = _variant(tiny, "auto")
+    store = CheckpointStore(tmp_path)
+    fresh = search(auto, "random", Budget(trials=3), seed=1, evaluator=CachingEvaluator(Evaluator(auto), store))
+    again = search(auto, "random", Budget(trials=3), seed=1, evaluator=CachingEvaluator(Evaluator(auto), store))
+    plain = search(auto, "random", Budget(trials=3), seed=1, evaluator=Evaluator(auto))
+    plans = [t.train_path for t in fresh.trials]
+    assert all(isinstance(p, dict) and set(p) == {"0", "2", "4"} for p in plans)
+    assert [t.train_path for t in again.trials] == plans == [t.train_path for t in plain.trials]
+    assert fresh.to_dict()["trials"][0]["train_path"] == plans[0]
+    dense = search(_variant(tiny, "dense"), "random", Budget(trials=2), seed=1)
+    assert [t.train_path for t in dense.trials] == ["dense", "dense"]

@@ -175,5 +175,6 @@ class Evaluator:
                 break
         info = {f"{self.problem.metric}_before_finetune": before, "device": str(self.device), "epochs_trained": len(curve),
                 "seconds": time.perf_counter() - start, "skipped_layers": run.pruned.skipped,
-                "train_path": run.train_plan}
+                "train_path": run.train_plan if self.problem.train_path == "auto" and epochs > 0
+                else (self.problem.train_path if epochs > 0 else "dense")}
         return self.result(run, curve, pruned_at, info)

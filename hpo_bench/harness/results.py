@@ -29,6 +29,7 @@ class TrialRecord:
     fail_reason: str | None = None
     credited: bool = True               # within the budget (``Budget.credited``); also on the study
     metrics: dict[str, float] = field(default_factory=dict)  # every measured value (achieved sparsity, size...)
+    train_path: Any = None              # how its pruned layers trained: {layer: dense|sparse} under auto, else the mode
 
 
 @dataclass

@@ -57,6 +57,7 @@ def _record(t: Any) -> TrialRecord:
         fail_reason=attrs.get("fail_reason"),
         credited=bool(attrs.get("credited", True)),
         metrics=dict(attrs.get("metrics", {})),
+        train_path=attrs.get("train_path"),
     )
 
 
@@ -250,6 +251,8 @@ def _objective(problem: Problem, evaluator: EvaluatorLike, credited: Callable[[i
         _set_cost(trial, result.curve, result.nominal_epochs, actual, time.perf_counter() - t0, credited)
         trial.set_user_attr("metrics", {k: v for k, v in result.values.items() if math.isfinite(v)})
         trial.set_user_attr("cache", result.info.get("cache", "off"))
+        if result.info.get("train_path") is not None:
+            trial.set_user_attr("train_path", result.info["train_path"])
         if result.pruned_at is not None:
             raise optuna.TrialPruned(f"stopped by the pruner after epoch {result.pruned_at}")
         vals = [float(result.values[o]) for o in problem.objectives]

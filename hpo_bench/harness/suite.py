@@ -144,6 +144,9 @@ def load_suite(path: str | Path) -> Suite:
             if key not in c:
                 raise ValueError(f"{w}: missing key {key!r}")
         problem = c["problem"]
+        if isinstance(problem, str) and "[" in problem:
+            raise ValueError(f"{w}: problem {problem!r}: in a suite, write a problem's arguments as "
+                             f"problem_args = {{ key = value, ... }} beside problem = \"{problem.split('[')[0]}\"")
         if not isinstance(problem, str) or problem not in PROBLEMS:
             raise ValueError(f"{w}: unknown problem {problem!r}; known: {', '.join(PROBLEMS)}")
         methods = c["methods"]

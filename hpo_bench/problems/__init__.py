@@ -33,7 +33,9 @@ def get_problem(name: str, **args: object) -> Problem:
     name says them (``digits-mlp[width=2048]``), so its studies never share a name with the
     problem built otherwise. (``table:PROBLEM`` names, answered from the checkpoint cache, are
     resolved a layer up, by ``hpo_bench.evaluate.load_problem``.)"""
-    if name.endswith("]") and "[" in name:  # the name a problem with arguments carries, read back
+    if "[" in name or name.endswith("]"):  # the name a problem with arguments carries, read back
+        if not (name.endswith("]") and name.count("[") == 1 and name.count("]") == 1):
+            raise ValueError(f"problem {name!r}: arguments are written NAME[key=value,...] (one pair of brackets)")
         name, parsed = _parse_args(name)
         args = {**parsed, **args}
     try:
@@ -46,7 +48,8 @@ def get_problem(name: str, **args: object) -> Problem:
     try:
         inspect.signature(factory).bind(**args)
     except TypeError as e:  # an argument the factory does not take
-        raise ValueError(f"problem {name!r} with arguments {args}: {e}") from None
+        takes = ", ".join([*inspect.signature(factory).parameters, "train_path"])
+        raise ValueError(f"problem {name!r} with arguments {args}: {e}; it takes: {takes}") from None
     problem = factory(**args)
     if train_path is not None:
         problem.train_path = str(train_path)
@@ -66,6 +69,8 @@ def _parse_args(name: str) -> tuple[str, dict[str, object]]:
         key, eq, text = item.partition("=")
         if not eq or not key.strip():
             raise ValueError(f"problem {name!r}: arguments are written NAME[key=value,...], got {item!r}")
+        if key.strip() in args:
+            raise ValueError(f"problem {name!r}: argument {key.strip()!r} is given twice")
         value: object = text.strip()
         for convert in (int, float):
             try:
