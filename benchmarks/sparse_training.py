@@ -6,7 +6,8 @@
   4096 x 4096 ``nn.Linear`` at 90% unstructured sparsity, batch 64 and 256, its input needing a
   gradient (a layer inside a network): ``nn.Linear`` + mask vs ``nn.SparseTrainingLinear``, on
   ``--device`` (cuda: the Triton kernels; benchmarks/gpu/run.sh runs it there).
-  Medians over rounds that alternate the two (each round: 3 steps of each, timed one by one).
+  Medians of 21 rounds that alternate the two (``sparsify.time_interleaved``: each timed step
+  follows an untimed one of the same kind).
 * ``trials``: digits-mlp at 97%, the random method, 8 seeds x ``--trials`` trials, evaluated by the
   real evaluator (no cache; the dense model trained beforehand, as a cache would serve it) with
   ``train_path`` dense and auto (timed on a second pass: the first measures each kind of layer once,
@@ -35,32 +36,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from hpo_bench.compression.sparsify import time_interleaved
 from hpo_bench.nn import SparseTrainingLinear
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _time_steps(fns: dict, rounds: int, per_round: int = 3, device: torch.device = torch.device("cpu")) -> dict[str, float]:
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    samples: dict[str, list[float]] = {k: [] for k in fns}
-    for fn in fns.values():
-        fn()  # warm-up: allocations, Adam's state (and on CUDA, the kernels' compilation)
-        fn()
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            for _ in range(per_round):
-                sync()
-                t0 = time.perf_counter()
-                fn()
-                sync()
-                samples[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in samples.items()}
-
-
-def bench_step(n: int = 4096, density: float = 0.1, batches=(64, 256), rounds: int = 7,
+def bench_step(n: int = 4096, density: float = 0.1, batches=(64, 256), rounds: int = 21,
                device: str = "cpu") -> list[dict]:
     rows = []
     dev = torch.device(device)
@@ -90,7 +72,7 @@ def bench_step(n: int = 4096, density: float = 0.1, batches=(64, 256), rounds: i
             sparse(x).backward(g)
             opt_s.step()
 
-        t = _time_steps({"dense": dense_step, "sparse": sparse_step}, rounds, device=dev)
+        t = time_interleaved({"dense": dense_step, "sparse": sparse_step}, rounds, dev)
         rows.append({"n": n, "density": density, "batch": batch, "device": str(dev), "dense_ms": 1e3 * t["dense"],
                      "sparse_ms": 1e3 * t["sparse"], "speedup": t["dense"] / t["sparse"]})
         print(f"  step {n}x{n} at {1 - density:.0%}, batch {batch}: dense {1e3 * t['dense']:.1f} ms, "

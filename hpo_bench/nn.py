@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from . import ops
+from .ops.formats import csr_pattern
 
 __all__ = ["SparseLinear", "SparseTrainingLinear"]
 
@@ -100,24 +101,22 @@ class SparseTrainingLinear(nn.Module):
             raise ValueError(f"weight {tuple(weight.shape)} and mask {tuple(mask.shape)} must be one 2-D shape")
         rows, cols = weight.shape
         keep = mask.detach().to(device=weight.device, dtype=torch.bool)
-        if int(keep.sum()) >= 2**31:
+        nnz = int(keep.sum())
+        if nnz >= 2**31:
             raise ValueError(f"SparseTrainingLinear keeps at most 2^31 - 1 weights (int32 CSR offsets); "
-                             f"this mask keeps {int(keep.sum())}")
-        r, c = keep.nonzero(as_tuple=True)  # row-major: CSR order
-        counts = keep.sum(1)
-        crow = torch.zeros(rows + 1, dtype=torch.int32, device=weight.device)
-        crow[1:] = counts.cumsum(0)
-        idx = torch.int16 if max(rows, cols) < 32768 else torch.int32
+                             f"this mask keeps {nnz}")
+        crow, col = csr_pattern(keep)
         # W.T in CSR: the kept positions in column-major order; perm maps them to ``values``.
-        perm = torch.argsort(c * rows + r)
-        crow_t = torch.zeros(cols + 1, dtype=torch.int32, device=weight.device)
-        crow_t[1:] = keep.sum(0).cumsum(0)
+        crow_t, col_t = csr_pattern(keep.t())
+        position = torch.zeros(rows, cols, dtype=torch.int32, device=weight.device)
+        position[keep] = torch.arange(nnz, dtype=torch.int32, device=weight.device)
+        idx = torch.int16 if max(rows, cols) < 32768 else torch.int32
         self.shape = (rows, cols)
         self.register_buffer("crow", persistent=False, tensor=crow)
-        self.register_buffer("col", persistent=False, tensor=c.to(idx))
+        self.register_buffer("col", persistent=False, tensor=col.to(idx))
         self.register_buffer("crow_t", persistent=False, tensor=crow_t)
-        self.register_buffer("col_t", persistent=False, tensor=r[perm].to(idx))
-        self.register_buffer("perm", persistent=False, tensor=perm.to(torch.int32))
+        self.register_buffer("col_t", persistent=False, tensor=col_t.to(idx))
+        self.register_buffer("perm", persistent=False, tensor=position.t()[keep.t()])
         self.values = nn.Parameter(weight.detach()[keep].clone())
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
 

@@ -205,8 +205,7 @@ def sparsify(model: nn.Module, example_input: torch.Tensor, formats: Sequence[st
         if not name:  # the model is itself a Linear
             out = sparse
             continue
-        parent_name, _, child = name.rpartition(".")
-        setattr(out.get_submodule(parent_name) if parent_name else out, child, sparse)
+        out.set_submodule(name, sparse)
     out.sparsify_report = report
     return out
 

@@ -32,7 +32,8 @@ from torch import nn
 from ..nn import SparseTrainingLinear
 from .sparsify import device_name, load_timings, save_timings, time_interleaved
 
-__all__ = ["MARGIN", "TRAIN_PATHS", "apply_plan", "check_train_path", "choose_train_path", "plan_training"]
+__all__ = ["MARGIN", "TRAIN_PATHS", "apply_plan", "check_train_path", "choose_train_path", "plan_memo_key",
+           "plan_training", "train_label"]
 
 #: How pruned linear layers are fine-tuned (``Problem.train_path``; the module docstring).
 TRAIN_PATHS = ("dense", "sparse", "auto")
@@ -45,6 +46,19 @@ def check_train_path(mode: str) -> str:
     if mode not in TRAIN_PATHS:
         raise ValueError(f"unknown train_path {mode!r}; choose one of {', '.join(TRAIN_PATHS)}")
     return mode
+
+
+def train_label(mode: str, epochs: int, plan: dict[str, str] | None) -> Any:
+    """What a result says it trained with (a trial's ``train_path``): the per-layer ``plan``
+    under ``auto``, else the mode; a one-shot result (0 epochs) trains nothing: ``dense``."""
+    if epochs == 0 or mode == "dense":
+        return "dense"
+    return plan if mode == "auto" else mode
+
+
+def plan_memo_key(prefix: str) -> str:
+    """Where the caching evaluator keeps an ``auto`` config's plan beside its results."""
+    return f"train-plan:{prefix}"
 
 
 def _linears(model: nn.Module, weights: Sequence[torch.Tensor]) -> dict[str, int]:
@@ -170,8 +184,6 @@ def apply_plan(model: nn.Module, weights: Sequence[torch.Tensor], masks: Sequenc
     for name, i in names.items():
         if plan.get(name, "dense") != "sparse":
             continue
-        sparse = SparseTrainingLinear.from_linear(model.get_submodule(name), masks[i])
-        parent, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent) if parent else model, child, sparse)
+        model.set_submodule(name, SparseTrainingLinear.from_linear(model.get_submodule(name), masks[i]))
     sparse = {i for n, i in names.items() if plan.get(n, "dense") == "sparse"}
     return [i for i in range(len(weights)) if i not in sparse]

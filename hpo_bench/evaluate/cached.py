@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ..compression.train_path import plan_memo_key, train_label
 from .base import EvalResult, EvaluationFailed, Reporter, make_result, replay, should_stop
 from .evaluator import Evaluator
 from .pretrained import dense_state
@@ -89,22 +90,12 @@ class CachingEvaluator:
         return self._result(static, curve, epochs, pruned_at, outcome, run.epoch - resumed_from, t0,
                             skipped=run.pruned.skipped, prefix=prefix)
 
-    def _plan_of(self, prefix: str, epochs: int) -> Any:
-        """What the result was trained with: auto's kept per-layer plan, else the mode itself
-        (one-shot results train nothing: dense)."""
-        mode = self.problem.train_path
-        if epochs == 0 or mode == "dense":
-            return "dense"
-        if mode == "auto":
-            return self.store.get_memo(f"train-plan:{prefix}")
-        return mode
-
     def _start(self, cfg: dict[str, Any], prefix: str, mode: str) -> Any:
         """The fine-tune of ``cfg``, on the training plan this config's results were computed
         with: under ``auto`` the plan measured for its first run is kept beside its results
         (memo ``train-plan:PREFIX``), so a resumed or recomputed epoch, on this machine or any
         other that shares the cache, trains each layer the same way."""
-        key = f"train-plan:{prefix}"
+        key = plan_memo_key(prefix)
         plan = self.store.get_memo(key) if mode == "auto" else None
         run = self.inner.start(cfg, dense=self.dense(), plan=plan)
         if mode == "auto" and plan is None:
@@ -119,5 +110,6 @@ class CachingEvaluator:
                 score: float | None = None, prefix: str = "") -> EvalResult:
         info = {"cache": outcome, "epochs_trained": trained, "device": str(self.inner.device),
                 "seconds": time.perf_counter() - t0, "skipped_layers": skipped or [],
-                "train_path": self._plan_of(prefix, epochs)}
+                "train_path": train_label(self.problem.train_path, epochs, self.store.get_memo(plan_memo_key(prefix))
+                                           if self.problem.train_path == "auto" else None)}
         return make_result(self.problem.objectives, {self.problem.metric: curve[-1] if curve else score, **static}, curve, epochs, pruned_at, info)

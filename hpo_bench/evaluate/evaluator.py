@@ -18,7 +18,7 @@ import torch
 
 from ..compression.criteria import CALIBRATION_SAMPLES, calibration_batches
 from ..compression.pruning import PruneResult, model_size_bytes, prune_model, pruning_options
-from ..compression.train_path import apply_plan, plan_training
+from ..compression.train_path import apply_plan, plan_training, train_label
 from ..problems import Problem
 from .base import EvalResult, EvaluationFailed, Reporter, check_config, make_result, should_stop
 from .pretrained import dense_state
@@ -175,6 +175,5 @@ class Evaluator:
                 break
         info = {f"{self.problem.metric}_before_finetune": before, "device": str(self.device), "epochs_trained": len(curve),
                 "seconds": time.perf_counter() - start, "skipped_layers": run.pruned.skipped,
-                "train_path": run.train_plan if self.problem.train_path == "auto" and epochs > 0
-                else (self.problem.train_path if epochs > 0 else "dense")}
+                "train_path": train_label(self.problem.train_path, epochs, run.train_plan)}
         return self.result(run, curve, pruned_at, info)

@@ -28,7 +28,7 @@ import torch
 
 from .checks import SUPPORTED_DTYPES, check_no_nan
 
-__all__ = ["SPARSE_FORMATS", "SparseWeight", "densify", "to_sparse"]
+__all__ = ["SPARSE_FORMATS", "SparseWeight", "csr_pattern", "densify", "to_sparse"]
 
 SPARSE_FORMATS = ("dense", "csr", "bsr", "bitmask", "2:4")
 
@@ -136,11 +136,17 @@ def densify(sw: SparseWeight) -> torch.Tensor:
     return dense
 
 
+def csr_pattern(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The CSR structure of a 2-D bool ``mask``: crow int32 [rows+1] and col int64 [nnz], the
+    True positions in row-major order."""
+    crow = torch.zeros(mask.shape[0] + 1, dtype=torch.int32, device=mask.device)
+    crow[1:] = mask.sum(1).cumsum(0)
+    return crow, mask.nonzero(as_tuple=True)[1]
+
+
 def _csr_parts(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     mask = w != 0
-    crow = torch.zeros(w.shape[0] + 1, dtype=torch.int32, device=w.device)
-    crow[1:] = mask.sum(1).cumsum(0)
-    _, col = mask.nonzero(as_tuple=True)
+    crow, col = csr_pattern(mask)
     return crow, col, w[mask].contiguous()
 
 
